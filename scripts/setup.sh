@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what clan-wireguard needs on a Debian machine: the Debian packages
+# (Nix for evaluation, WireGuard in user space, iproute2, ping) and the Python
+# package with its test tools in ./.venv. Safe to run again: it installs only
+# what is missing. Needs root for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debian_packages=(nix-bin wireguard-go wireguard-tools iproute2 iputils-ping tcpdump iperf3 util-linux procps)
+# Debian's python3 needs python3-venv for `python3 -m venv`; a python3 that
+# already has ensurepip (pyenv, a Nix shell) does not.
+python3 -c 'import ensurepip' 2>/dev/null || debian_packages+=(python3-venv)
+missing=()
+for package in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e 'generators[test]'
