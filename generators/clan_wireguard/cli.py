@@ -15,11 +15,15 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    # Each concern owns a typer sub-app in its own module; importing here
-    # keeps `clan-wireguard --help` the single index of what exists.
-    from clan_wireguard import generate
+    # Each concern owns a typer sub-app in its own module. Importing them
+    # here, not at the top, keeps start-up cheap for the generators, which
+    # clan runs as fresh processes.
+    from clan_wireguard import failover, generate, lab, vars_cli
 
     app.add_typer(generate.app, name="generate")
+    app.add_typer(vars_cli.app, name="vars")
+    app.add_typer(lab.app, name="lab")
+    app.add_typer(failover.app, name="failover")
 
 
 def main() -> None:
