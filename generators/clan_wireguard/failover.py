@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import sys
@@ -55,6 +56,15 @@ def run(
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"--state-dir {state_dir}: {error.strerror}") from error
+    # Two agents on one interface would undo each other's moves.
+    lock = (state_dir / f"{loaded.interface}.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as error:
+        raise UserError(
+            f"another failover agent already runs for interface '{loaded.interface}' "
+            f"(it holds {lock.name})"
+        ) from error
     agent = FailoverAgent(
         plan=loaded,
         interface=WireGuardInterface(loaded.interface),
