@@ -1,0 +1,187 @@
+"""Addresses of an instance: its /40, controllers' /56 prefixes, peers' suffixes.
+
+The rules, and why they are what they are, are in ``docs/addressing.md``. In
+short: the /40 comes from the instance name exactly as clan-core's allocator
+derives it (so existing clans keep their addresses); a controller's /56 id
+and a peer's 64-bit suffix are random, avoiding the values passed as taken.
+
+Everything written is canonical: hextets in lower case without leading zeros,
+always four of them, never ``::``. Parsing also accepts leading zeros, upper
+case, and the two- or three-hextet prefixes clan-core stores when a /56 ends
+in zero hextets. The planner (Nix) applies the same rules; both must agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+ULA_BYTE = 0xFD
+SUBNET_ID_BITS = 16
+SUBNET_ID_COUNT = 1 << SUBNET_ID_BITS
+SUFFIX_BITS = 64
+# Controllers route a /96 to each peer: the controller's /56 followed by the
+# first 32 bits of the peer's suffix. Those bits are what tells peers apart.
+PEER_ID_BITS = 32
+PEER_ID_COUNT = 1 << PEER_ID_BITS
+
+_HEXTET = re.compile(r"[0-9a-fA-F]{1,4}")
+
+
+class AddressSpaceFull(Exception):
+    """Every value is taken; nothing is left to allocate."""
+
+
+def _hextets(value: int, count: int) -> list[int]:
+    return [(value >> (16 * (count - 1 - index))) & 0xFFFF for index in range(count)]
+
+
+def _canonical(value: int, count: int) -> str:
+    return ":".join(f"{hextet:x}" for hextet in _hextets(value, count))
+
+
+def _parse_hextets(text: str) -> list[int]:
+    parts = text.split(":")
+    for part in parts:
+        if _HEXTET.fullmatch(part) is None:
+            raise ValueError(f"{part!r} is not a hextet (1 to 4 hexadecimal digits)")
+    return [int(part, 16) for part in parts]
+
+
+@dataclass(frozen=True)
+class InstanceNetwork:
+    """An instance's /40: ``fd``, then 24 bits of sha256(name), then a zero byte.
+
+    This is clan-core's derivation (it masks 32 hash bits with 0xFFFFFF00 and
+    keeps the first 40 bits of the result), kept for compatibility. It depends
+    on the name alone: every clan with an instance of the same name shares it.
+    """
+
+    instance: str
+    # The 40 network bits, the top 8 being 0xfd.
+    value: int
+
+    @classmethod
+    def for_instance(cls, instance: str) -> InstanceNetwork:
+        digest = hashlib.sha256(instance.encode()).digest()
+        return cls(instance, (ULA_BYTE << 32) | (int.from_bytes(digest[:3], "big") << 8))
+
+    def prefix(self, subnet_id: int) -> ControllerPrefix:
+        if not 0 <= subnet_id < SUBNET_ID_COUNT:
+            raise ValueError(f"subnet id {subnet_id} is outside 0..{SUBNET_ID_COUNT - 1}")
+        return ControllerPrefix((self.value << SUBNET_ID_BITS) | subnet_id)
+
+    def contains(self, prefix: ControllerPrefix) -> bool:
+        return prefix.value >> SUBNET_ID_BITS == self.value
+
+    def __str__(self) -> str:
+        # Imported here: the generators never need it, and clan runs them as
+        # fresh processes where every import shows in the start-up time.
+        import ipaddress
+
+        return str(ipaddress.IPv6Network((self.value << 88, 40)))
+
+
+@dataclass(frozen=True, order=True)
+class ControllerPrefix:
+    """A controller's /56: its instance's /40 and a 16-bit subnet id."""
+
+    # The 56 prefix bits.
+    value: int
+
+    @property
+    def subnet_id(self) -> int:
+        return self.value & (SUBNET_ID_COUNT - 1)
+
+    def __str__(self) -> str:
+        # Four hextets: the 56 bits and a zero byte, e.g. fd51:19c1:3b:f700.
+        return _canonical(self.value << 8, 4)
+
+
+@dataclass(frozen=True, order=True)
+class PeerSuffix:
+    """A peer's 64-bit host part, appended to every controller's prefix."""
+
+    value: int
+
+    @property
+    def peer_id(self) -> int:
+        """The first 32 bits: what separates this peer's /96 from other peers'."""
+        return self.value >> (SUFFIX_BITS - PEER_ID_BITS)
+
+    def __str__(self) -> str:
+        return _canonical(self.value, 4)
+
+
+def parse_prefix(text: str) -> ControllerPrefix:
+    """Parse a controller prefix: two to four hextets, missing ones are zero.
+
+    Raises ValueError, with the reason, for anything else.
+    """
+    hextets = _parse_hextets(text)
+    if not 2 <= len(hextets) <= 4:
+        raise ValueError(f"has {len(hextets)} hextets; a /56 prefix has 2 to 4")
+    hextets += [0] * (4 - len(hextets))
+    if hextets[3] & 0xFF:
+        raise ValueError(
+            f"its fourth hextet {hextets[3]:x} does not end in 00, so it is not a /56 prefix"
+        )
+    value = 0
+    for hextet in hextets:
+        value = (value << 16) | hextet
+    return ControllerPrefix(value >> 8)
+
+
+def parse_suffix(text: str) -> PeerSuffix:
+    """Parse a peer suffix: exactly four hextets. Raises ValueError otherwise."""
+    hextets = _parse_hextets(text)
+    if len(hextets) != 4:
+        raise ValueError(f"has {len(hextets)} hextets; a peer suffix has exactly 4")
+    value = 0
+    for hextet in hextets:
+        value = (value << 16) | hextet
+    return PeerSuffix(value)
+
+
+def allocate_controller_prefix(
+    network: InstanceNetwork, taken: Iterable[ControllerPrefix]
+) -> ControllerPrefix:
+    """A random /56 of ``network`` whose subnet id no prefix in ``taken`` has.
+
+    Random rather than hashed from the machine name, so that regenerating a
+    controller whose prefix collides gives it a new one.
+    """
+    taken_ids = {prefix.subnet_id for prefix in taken if network.contains(prefix)}
+    free_count = SUBNET_ID_COUNT - len(taken_ids)
+    if free_count == 0:
+        raise AddressSpaceFull(f"all {SUBNET_ID_COUNT} /56 prefixes of {network} are taken")
+    if free_count < SUBNET_ID_COUNT // 2:
+        # Drawing until a free id comes up would take long when few are free.
+        free_ids = sorted(set(range(SUBNET_ID_COUNT)) - taken_ids)
+        return network.prefix(free_ids[secrets.randbelow(len(free_ids))])
+    while True:
+        subnet_id = secrets.randbelow(SUBNET_ID_COUNT)
+        if subnet_id not in taken_ids:
+            return network.prefix(subnet_id)
+
+
+def allocate_peer_suffix(taken: Iterable[PeerSuffix]) -> PeerSuffix:
+    """A random suffix whose first 32 bits are not zero and not those of ``taken``.
+
+    Zero is excluded because that /96 would hold each controller's own
+    ``<prefix>::1``.
+    """
+    taken_ids = {suffix.peer_id for suffix in taken}
+    taken_ids.discard(0)
+    if len(taken_ids) >= PEER_ID_COUNT - 1:
+        raise AddressSpaceFull(f"all {PEER_ID_COUNT - 1} peer /96 ranges are taken")
+    # A mesh holds a tiny share of the 2^32 ids, so the first draw nearly
+    # always succeeds.
+    while True:
+        peer_id = secrets.randbelow(PEER_ID_COUNT - 1) + 1
+        if peer_id not in taken_ids:
+            host_bits = secrets.randbits(SUFFIX_BITS - PEER_ID_BITS)
+            return PeerSuffix((peer_id << (SUFFIX_BITS - PEER_ID_BITS)) | host_bits)
