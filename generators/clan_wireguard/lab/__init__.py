@@ -1,8 +1,11 @@
-"""The lab: a whole mesh on one Linux machine, in namespaces, with real WireGuard."""
+"""The lab: a whole mesh on one Linux machine, in namespaces, with real WireGuard.
 
-import typer
+``Lab`` is the Python API (tests, benchmarks); ``app`` is ``clan-wireguard lab``.
+How it works: docs/lab.md.
+"""
 
-app = typer.Typer(
-    help="Run a mesh on this machine in network namespaces with real WireGuard.",
-    no_args_is_help=True,
-)
+from clan_wireguard.lab.check import ReachabilityReport
+from clan_wireguard.lab.commands import app
+from clan_wireguard.lab.lab import Bringup, Lab
+
+__all__ = ["Bringup", "Lab", "ReachabilityReport", "app"]
