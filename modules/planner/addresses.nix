@@ -133,7 +133,12 @@ let
     in
     {
       inherit hextets;
-      text = "${hextetsText hextets}::/40";
+      # A zero second hextet is left to "::", as ipaddress and ip(8) write it.
+      text =
+        if elemAt hextets 1 == 0 then
+          "${hextetsText [ (elemAt hextets 0) ]}::/40"
+        else
+          "${hextetsText hextets}::/40";
     };
 
   # A controller's /56 from its public `prefix` value, checked against the /40.

@@ -29,6 +29,7 @@ let
       instance,
       publicValue,
       inventory ? null,
+      varsDir ? null,
     }:
     let
       model = readInstance {
@@ -37,6 +38,7 @@ let
           instance
           publicValue
           inventory
+          varsDir
           ;
       };
     in
@@ -47,13 +49,15 @@ let
 
   # Plans of several instances by machine, with the problems of each instance
   # and of each machine kept apart (so a caller can pick some machines).
-  # `inventories` maps instance names to the files they came from, for messages.
+  # `inventories` maps instance names to the files they came from and
+  # `varsDir` is where their vars are, both only for messages.
   # Example: (planInstancesByMachine { instances = { vpn = …; }; publicValue = …; }).machineProblems.ctrl1 => [ ]
   planInstancesByMachine =
     {
       instances,
       publicValue,
       inventories ? { },
+      varsDir ? null,
     }:
     let
       declared = if isAttrs instances then instances else { };
@@ -61,7 +65,12 @@ let
         name: instance:
         let
           model = readInstance {
-            inherit name instance publicValue;
+            inherit
+              name
+              instance
+              publicValue
+              varsDir
+              ;
             inventory = inventories.${name} or null;
           };
         in

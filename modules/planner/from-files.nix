@@ -90,6 +90,7 @@ let
   byMachine = planner.planInstancesByMachine {
     instances = builtins.mapAttrs (_: files: (builtins.head files).data) named;
     inventories = builtins.mapAttrs (_: files: (builtins.head files).file) named;
+    inherit varsDir;
     publicValue = planner.readVarsDir varsDir;
   };
 

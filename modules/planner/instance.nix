@@ -129,8 +129,10 @@ in
   name,
   instance,
   publicValue,
-  # The inventory file this instance came from, for the command that fixes a value.
+  # The inventory file and vars directory of a mesh without clan, for the
+  # command that fixes a public value.
   inventory ? null,
+  varsDir ? null,
 }:
 let
   subject = names.instanceSubject name;
@@ -226,7 +228,7 @@ let
       if regenerate then " --regenerate" else ""
     } (without clan: clan-wireguard vars generate --inventory ${
       if inventory == null then "<inventory file>" else toString inventory
-    } --regenerate ${machine})";
+    } --vars-dir ${if varsDir == null then "<vars dir>" else toString varsDir} --regenerate ${machine})";
 
   # The problem of one public value, or null.
   valueProblem =
@@ -365,6 +367,9 @@ let
       if roleName == "controller" then
         {
           prefix = prefixOf machine;
+          # Whether any endpoint is written, valid or not (an invalid one has its own problem).
+          endpointWritten =
+            (ownSettings roleName machine).endpoint or (roleSettings roleName).endpoint or null != null;
           endpoint =
             if settings.endpoint == null then
               null
@@ -437,11 +442,14 @@ let
     let
       shared = roleSettings roleName;
       chosen = shared.controller or null;
+      roleMembers = if roleName == "controller" then controllerNames else peerNames;
+      where = "${subject}, role '${roleName}' (${
+        if roleMembers == [ ] then "no machines" else "machines ${names.shortList roleMembers}"
+      })";
     in
     settingsProblems {
-      inherit roleName;
+      inherit roleName where;
       settings = shared;
-      where = "${subject}, role '${roleName}'";
       pathOf = key: "roles.${roleName}.settings.${key}";
     }
     ++ (
@@ -449,7 +457,7 @@ let
         roleName == "peer" && isString chosen && controllerNames != [ ] && !(controllerMachines ? ${chosen})
       then
         [
-          "${subject}, role 'peer': roles.peer.settings.controller = ${names.showValue chosen} is not a controller of this instance; use one of: ${concatStringsSep ", " controllerNames}"
+          "${where}: roles.peer.settings.controller = ${names.showValue chosen} is not a controller of this instance; use one of: ${concatStringsSep ", " controllerNames}"
         ]
       else
         [ ]

@@ -61,7 +61,7 @@ let
           where = "${subject}, machine '${machine}'";
           isController = member.role == "controller";
           endpointProblems =
-            if isController && member.settings.endpoint == null then
+            if isController && !member.endpointWritten then
               [
                 "${where}: no endpoint; set ${member.option "endpoint"} to the host name or address peers dial (e.g. \"vpn.example.com\")"
               ]
