@@ -6,9 +6,10 @@ derives it (so existing clans keep their addresses); a controller's /56 id
 and a peer's 64-bit suffix are random, avoiding the values passed as taken.
 
 Everything written is canonical: hextets in lower case without leading zeros,
-always four of them, never ``::``. Parsing also accepts leading zeros, upper
-case, and the two- or three-hextet prefixes clan-core stores when a /56 ends
-in zero hextets. The planner (Nix) applies the same rules; both must agree.
+always four of them, never ``::``. Parsing accepts any valid text: leading
+zeros, upper case, ``::``, the shorter prefixes clan-core stores when a /56
+ends in zero hextets, and the leading colon the spec writes before a suffix.
+The planner (Nix) accepts the same texts and writes the same canonical form.
 """
 
 from __future__ import annotations
@@ -43,12 +44,39 @@ def _canonical(value: int, count: int) -> str:
     return ":".join(f"{hextet:x}" for hextet in _hextets(value, count))
 
 
-def _parse_hextets(text: str) -> list[int]:
+def _parse_plain(text: str) -> list[int]:
     parts = text.split(":")
     for part in parts:
         if _HEXTET.fullmatch(part) is None:
             raise ValueError(f"{part!r} is not a hextet (1 to 4 hexadecimal digits)")
     return [int(part, 16) for part in parts]
+
+
+def _parse_group(text: str, count: int, pad_end: bool) -> int:
+    """The value of ``count`` hextets written as text, ``::`` allowed once.
+
+    With ``pad_end``, fewer hextets without ``::`` stand for trailing zeros
+    (clan-core's allocator drops the zero hextets at the end of a prefix).
+    """
+    if text.count("::") > 1:
+        raise ValueError("'::' may appear only once")
+    if "::" in text:
+        left_text, right_text = text.split("::")
+        left = _parse_plain(left_text) if left_text else []
+        right = _parse_plain(right_text) if right_text else []
+        if len(left) + len(right) >= count:
+            raise ValueError(f"has more than {count} hextets")
+        hextets = left + [0] * (count - len(left) - len(right)) + right
+    else:
+        hextets = _parse_plain(text)
+        if len(hextets) > count or (len(hextets) < count and not pad_end):
+            expected = f"at most {count}" if pad_end else f"exactly {count}"
+            raise ValueError(f"has {len(hextets)} hextets, {expected} expected")
+        hextets += [0] * (count - len(hextets))
+    value = 0
+    for hextet in hextets:
+        value = (value << 16) | hextet
+    return value
 
 
 @dataclass(frozen=True)
@@ -117,33 +145,24 @@ class PeerSuffix:
 
 
 def parse_prefix(text: str) -> ControllerPrefix:
-    """Parse a controller prefix: two to four hextets, missing ones are zero.
+    """Parse a controller prefix: up to four hextets, missing ones at the end are zero.
 
     Raises ValueError, with the reason, for anything else.
     """
-    hextets = _parse_hextets(text)
-    if not 2 <= len(hextets) <= 4:
-        raise ValueError(f"has {len(hextets)} hextets; a /56 prefix has 2 to 4")
-    hextets += [0] * (4 - len(hextets))
-    if hextets[3] & 0xFF:
-        raise ValueError(
-            f"its fourth hextet {hextets[3]:x} does not end in 00, so it is not a /56 prefix"
-        )
-    value = 0
-    for hextet in hextets:
-        value = (value << 16) | hextet
+    value = _parse_group(text, 4, pad_end=True)
+    if value & 0xFF:
+        raise ValueError(f"it ends in {value & 0xFFFF:x}, not 00, so it is not a /56 prefix")
     return ControllerPrefix(value >> 8)
 
 
 def parse_suffix(text: str) -> PeerSuffix:
-    """Parse a peer suffix: exactly four hextets. Raises ValueError otherwise."""
-    hextets = _parse_hextets(text)
-    if len(hextets) != 4:
-        raise ValueError(f"has {len(hextets)} hextets; a peer suffix has exactly 4")
-    value = 0
-    for hextet in hextets:
-        value = (value << 16) | hextet
-    return PeerSuffix(value)
+    """Parse a peer suffix: four hextets (the spec's leading colon is allowed).
+
+    Raises ValueError otherwise.
+    """
+    if text.startswith(":") and not text.startswith("::"):
+        text = text[1:]
+    return PeerSuffix(_parse_group(text, 4, pad_end=False))
 
 
 def allocate_controller_prefix(
