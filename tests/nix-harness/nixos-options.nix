@@ -178,6 +178,11 @@ in
       default = { };
     };
 
+    environment.etc = mkOption {
+      type = types.attrsOf (types.submodule { freeformType = types.attrsOf types.anything; });
+      default = { };
+    };
+
     environment.systemPackages = mkOption {
       type = types.listOf types.package;
       default = [ ];
