@@ -70,7 +70,9 @@ let
 
   fileProblems =
     pathsProblem
-    ++ map (inventory: inventory.problem) (filter (inventory: inventory.problem != null) inventoriesRead)
+    ++ map (inventory: inventory.problem) (
+      filter (inventory: inventory.problem != null) inventoriesRead
+    )
     ++ map (
       inventory:
       if isAttrs inventory.data then

@@ -92,7 +92,8 @@ let
     peer = {
       controller = {
         default = null;
-        error = value: if value == null || isString value then null else "must be a machine name or null";
+        error =
+          value: if value == null || isString value then null else "must be a machine name or null";
       };
       port = {
         default = null;
@@ -146,7 +147,8 @@ let
   roleSettings = roleName: attrsOrEmpty (role roleName).settings or { };
   roleMachines = roleName: attrsOrEmpty (role roleName).machines or { };
   ownSettings =
-    roleName: machine: attrsOrEmpty (attrsOrEmpty (roleMachines roleName).${machine}).settings or { };
+    roleName: machine:
+    attrsOrEmpty (attrsOrEmpty (roleMachines roleName).${machine}).settings or { };
 
   controllerMachines = roleMachines "controller";
   controllerNames = attrNames controllerMachines;
@@ -369,7 +371,11 @@ let
           prefix = prefixOf machine;
           # Whether any endpoint is written, valid or not (an invalid one has its own problem).
           endpointWritten =
-            (ownSettings roleName machine).endpoint or (roleSettings roleName).endpoint or null != null;
+            let
+              own = ownSettings roleName machine;
+              shared = roleSettings roleName;
+            in
+            (own.endpoint or shared.endpoint or null) != null;
           endpoint =
             if settings.endpoint == null then
               null
@@ -418,12 +424,17 @@ let
             in
             typeProblem path entry "an attribute set such as { settings = { }; }"
             ++ typeProblem "${path}.settings" (attrsOrEmpty entry).settings or null "an attribute set"
-            ++ map (key: "${subject}, machine '${machine}': unknown key ${path}.${key}; a machine takes `settings`") unknownEntryKeys;
+            ++ map (
+              key: "${subject}, machine '${machine}': unknown key ${path}.${key}; a machine takes `settings`"
+            ) unknownEntryKeys;
         in
         typeProblem "roles.${roleName}" raw "an attribute set with `machines` and `settings`"
-        ++ typeProblem "roles.${roleName}.machines" declared.machines or null "an attribute set of machine names"
+        ++ typeProblem "roles.${roleName}.machines" declared.machines or null
+          "an attribute set of machine names"
         ++ typeProblem "roles.${roleName}.settings" declared.settings or null "an attribute set"
-        ++ map (key: "${subject}: unknown key roles.${roleName}.${key}; a role takes `machines` and `settings`") unknownKeys
+        ++ map (
+          key: "${subject}: unknown key roles.${roleName}.${key}; a role takes `machines` and `settings`"
+        ) unknownKeys
         ++ builtins.concatMap machineShape (attrNames (roleMachines roleName));
       unknownRoles = filter (roleName: !(elem roleName roleNames)) (attrNames roles);
     in
@@ -433,7 +444,9 @@ let
       else
         [ "${subject}: the instance must be an attribute set with `roles`, not ${names.showValue instance}" ]
     )
-    ++ map (roleName: "${subject}: unknown role roles.${roleName}; the roles are 'controller' and 'peer'") unknownRoles
+    ++ map (
+      roleName: "${subject}: unknown role roles.${roleName}; the roles are 'controller' and 'peer'"
+    ) unknownRoles
     ++ builtins.concatMap roleShape roleNames;
 
   # Problems of role-wide settings, reported once for the role.
@@ -454,7 +467,10 @@ let
     }
     ++ (
       if
-        roleName == "peer" && isString chosen && controllerNames != [ ] && !(controllerMachines ? ${chosen})
+        roleName == "peer"
+        && isString chosen
+        && controllerNames != [ ]
+        && !(controllerMachines ? ${chosen})
       then
         [
           "${where}: roles.peer.settings.controller = ${names.showValue chosen} is not a controller of this instance; use one of: ${concatStringsSep ", " controllerNames}"

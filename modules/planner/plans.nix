@@ -38,7 +38,9 @@ let
     name = peer;
     role = "peer";
     publicKey = member.publicKey.text;
-    allowedIPs = map (controller: "${prefixOf controller}:${member.suffix.slash96}::/96") model.controllerNames;
+    allowedIPs = map (
+      controller: "${prefixOf controller}:${member.suffix.slash96}::/96"
+    ) model.controllerNames;
     endpoint = null;
     endpointHost = null;
     endpointPort = null;
@@ -118,12 +120,15 @@ let
     common machine member
     // {
       listenPort = member.settings.port;
-      addresses = map (controller: "${prefixOf controller}:${member.suffix.text}/56") model.controllerNames;
+      addresses = map (
+        controller: "${prefixOf controller}:${member.suffix.text}/56"
+      ) model.controllerNames;
       peers = map (
         controller: controllerEntry.${controller} // { persistentKeepalive = member.keepalive; }
       ) model.controllerNames;
       forwarding = false;
-      firewall.allowedUDPPorts = if member.settings.port == null then [ ] else [ member.settings.port ];
+      firewall.allowedUDPPorts =
+        if member.settings.port == null then [ ] else [ member.settings.port ];
       failover =
         if length model.controllerNames < 2 then
           null

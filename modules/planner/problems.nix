@@ -99,7 +99,9 @@ let
           largest = builtins.foldl' (
             best: domain: if length groups.${domain} > length groups.${best} then domain else best
           ) (head domains) domains;
-          others = concatMap (domain: groups.${domain}) (filter (domain: domain != largest) domains);
+          others = concatMap (domain: groups.${domain}) (
+            filter (domain: domain != largest) domains
+          );
           domainsText = concatStringsSep "; " (
             map (domain: "'${domain}' on ${names.shortList groups.${domain}}") domains
           );
@@ -113,17 +115,22 @@ let
 
       # Members whose value of `field` is usable, for collision checks.
       usable =
-        machineNames: field: filter (machine: members.${machine}.${field}.problem == null) machineNames;
+        machineNames: field:
+        filter (machine: members.${machine}.${field}.problem == null) machineNames;
 
       # How to move the members after the first of a collision elsewhere.
       regenerateOthers =
         group: generator:
-        concatStringsSep "; " (map (machine: model.regenerateHint machine generator true) (tail group));
+        concatStringsSep "; " (
+          map (machine: model.regenerateHint machine generator true) (tail group)
+        );
 
       subnetCollisions = map (
         group:
         "${subject}, ${names.machinesSubject group}: these controllers have the same subnet ${members.${head group}.prefix.text}::/56 (${model.networkGenerator}/prefix), so peers cannot tell them apart; ${regenerateOthers group model.networkGenerator}"
-      ) (collisions (machine: members.${machine}.prefix.text) (usable model.controllerNames "prefix"));
+      ) (
+        collisions (machine: members.${machine}.prefix.text) (usable model.controllerNames "prefix")
+      );
 
       # Controllers accept each peer's /96, so the suffix's first 32 bits must
       # differ between peers, or one peer could send as the other.
@@ -135,7 +142,9 @@ let
       keyCollisions = map (
         group:
         "${subject}, ${names.machinesSubject group}: these machines have the same public key (${model.keysGenerator}/publickey), and WireGuard tells peers apart by key; ${regenerateOthers group model.keysGenerator}"
-      ) (collisions (machine: members.${machine}.publicKey.text) (usable model.memberNames "publicKey"));
+      ) (
+        collisions (machine: members.${machine}.publicKey.text) (usable model.memberNames "publicKey")
+      );
     in
     model.shapeProblems
     ++ nameProblems
@@ -163,10 +172,13 @@ let
           [ ]
       );
       instancesOf = group: names.quotedList (map (plan: plan.instance) group);
+      # "both" for two instances, "all" for more.
+      allOf = group: if length group == 2 then "both" else "all";
       withPort = filter (plan: isInt (plan.listenPort or null)) planList;
+      named = filter (plan: isString (plan.interface or null)) planList;
       portClashes = map (
         group:
-        "machine '${machine}': wireguard instances ${instancesOf group} both listen on UDP port ${toString (head group).listenPort}; give each its own: ${
+        "machine '${machine}': wireguard instances ${instancesOf group} ${allOf group} listen on UDP port ${toString (head group).listenPort}; give each its own: ${
           concatStringsSep "; " (
             map (
               plan: "set roles.${plan.role}.machines.${machine}.settings.port in instance '${plan.instance}'"
@@ -176,8 +188,8 @@ let
       ) (collisions (plan: toString plan.listenPort) withPort);
       interfaceClashes = map (
         group:
-        "machine '${machine}': wireguard instances ${instancesOf group} both use the interface name '${(head group).interface}'; rename one of the instances"
-      ) (collisions (plan: plan.interface) (filter (plan: isString (plan.interface or null)) planList));
+        "machine '${machine}': wireguard instances ${instancesOf group} ${allOf group} use the interface name '${(head group).interface}'; rename one of the instances"
+      ) (collisions (plan: plan.interface) named);
     in
     portClashes ++ interfaceClashes;
 in

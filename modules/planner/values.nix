@@ -22,7 +22,8 @@ let
   trimValue =
     value:
     let
-      trimmed = if isString value then match "[[:space:]]*([^[:space:]]*)[[:space:]]*" value else null;
+      trimmed =
+        if isString value then match "[[:space:]]*([^[:space:]]*)[[:space:]]*" value else null;
     in
     if trimmed == null then value else elemAt trimmed 0;
 
@@ -45,7 +46,10 @@ let
               fileDir = "${root}/${machine}/${generator}/${file}";
               type = (listingOf fileDir fileType).value or null;
             in
-            if type == "regular" || type == "symlink" then trimValue (readFile "${fileDir}/value") else null
+            if type == "regular" || type == "symlink" then
+              trimValue (readFile "${fileDir}/value")
+            else
+              null
           ) (listingOf "${root}/${machine}/${generator}" generatorType)
         ) (listingOf "${root}/${machine}" machineType)
       ) (if pathExists root then readDir root else { });
