@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from clan_wireguard.lab.convergence import wait_until_reachable
 from clan_wireguard.lab.lab import Lab
 from clan_wireguard.lab.machine import start_failover
