@@ -50,6 +50,8 @@ from clan_wireguard.plan import Plan
 STATE_ROOT = Path("/run/clan-wireguard-lab")
 STATE_VERSION = 1
 DEFAULT_NAME = "lab"
+# Environment variable set in every process a lab starts, to the lab's name.
+LAB_MARKER = "CLAN_WIREGUARD_LAB"
 Progress = Callable[[str], None]
 
 
@@ -170,7 +172,7 @@ class Lab:
         self.progress: Progress = progress or _quiet
         self.wireguard_log_level = wireguard_log_level
         self.workers = workers
-        self.table = ProcessTable()
+        self.table = ProcessTable(marker={LAB_MARKER: name})
         self.machines: dict[str, LabMachine] = {}
         self.underlay: underlay.Underlay | None = None
         self.stopped: set[str] = set()
@@ -178,6 +180,10 @@ class Lab:
         self.bare: list[str] = []
         # Monotonic clock readings of the steps of ``up`` (for benchmarks).
         self.timings: dict[str, float] = {}
+        # True from the moment this object made (or attached to) the lab's
+        # state until it took the lab down: ``down`` never touches a lab of
+        # the same name that someone else brought up.
+        self.active = False
 
     # -- paths and state -------------------------------------------------
 
@@ -240,7 +246,10 @@ class Lab:
             progress=progress,
             wireguard_log_level=data["wireguardLogLevel"],
         )
-        lab.table = ProcessTable(ProcessRecord.from_json(r) for r in data["processes"])
+        lab.active = True
+        lab.table = ProcessTable(
+            (ProcessRecord.from_json(r) for r in data["processes"]), marker={LAB_MARKER: name}
+        )
         if data["underlay"] is not None:
             lab.underlay = underlay.Underlay.from_json(data["underlay"])
         for machine_name, machine_data in data["machines"].items():
@@ -304,6 +313,7 @@ class Lab:
                     f"run `clan-wireguard lab down --name {self.name}`, or choose another --name"
                 )
             self.state_dir.mkdir(mode=0o700, parents=True)
+            self.active = True
             try:
                 self._up()
             except BaseException:
@@ -459,7 +469,12 @@ class Lab:
     # -- down ------------------------------------------------------------
 
     def down(self) -> None:
-        """Stop every process of the lab and remove its namespaces and files."""
+        """Stop every process of the lab and remove its namespaces and files.
+
+        Does nothing when this object did not bring the lab up (or attach to it).
+        """
+        if not self.active:
+            return
         with _state_lock(), interrupts_ignored():
             self._teardown()
 
@@ -478,6 +493,7 @@ class Lab:
         # The vars go with it only when the lab made them (they live inside).
         shutil.rmtree(self.state_dir, ignore_errors=True)
         self.machines.clear()
+        self.active = False
         self.progress(f"lab '{self.name}' is down")
 
     # -- one machine -----------------------------------------------------
@@ -494,7 +510,7 @@ class Lab:
             self.table.stop(records)
             self.stopped.add(machine.name)
             self._save_state()
-        self.progress(f"stopped machine '{name}' ({len(records)} processes)")
+        self.progress(f"stopped machine '{name}': {', '.join(r.describe() for r in records)}")
 
     def start_machine(self, name: str) -> None:
         """Bring a stopped machine back with its plans, like a reboot."""

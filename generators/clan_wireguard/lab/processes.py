@@ -115,7 +115,12 @@ class ProcessTable:
     Thread-safe: machines are set up concurrently.
     """
 
-    def __init__(self, records: Iterable[ProcessRecord] = ()) -> None:
+    def __init__(
+        self, records: Iterable[ProcessRecord] = (), marker: Mapping[str, str] | None = None
+    ) -> None:
+        # Added to every process's environment: lets anyone (tests) find a
+        # lab's processes by /proc/PID/environ, even after its state is gone.
+        self.marker = dict(marker or {})
         self._lock = threading.Lock()
         self._records: list[ProcessRecord] = list(records)
         self._children: dict[int, subprocess.Popen[bytes]] = {}
@@ -154,7 +159,7 @@ class ProcessTable:
                     stdin=subprocess.DEVNULL,
                     stdout=stdout if stdout is not None else (log_file or subprocess.DEVNULL),
                     stderr=log_file or subprocess.DEVNULL,
-                    env=dict(env) if env is not None else None,
+                    env={**(env if env is not None else os.environ), **self.marker},
                     start_new_session=True,
                 )
                 # Our own unreaped child cannot have handed its PID on yet.
