@@ -24,6 +24,7 @@ from clan_wireguard.addressing import (
     allocate_peer_suffix,
     parse_prefix,
     parse_suffix,
+    random_below,
 )
 from clan_wireguard.plan import nix_dir
 from hypothesis import given, settings
@@ -222,6 +223,31 @@ def test_peer_suffix_avoids_taken_and_zero(taken: list[PeerSuffix]) -> None:
 
 def test_peer_suffixes_differ_between_draws() -> None:
     assert len({allocate_peer_suffix([]) for _ in range(8)}) == 8
+
+
+def test_random_below_stays_in_range_and_reaches_every_value() -> None:
+    for limit in (1, 2, 3, 5, 256, 257, 65536):
+        draws = [random_below(limit) for _ in range(max(limit * 40, 200))]
+        assert all(0 <= draw < limit for draw in draws)
+        if limit <= 257:
+            # Missing a value after 40 draws per value has odds of about e^-40.
+            assert set(draws) == set(range(limit))
+    with pytest.raises(ValueError):
+        random_below(0)
+
+
+def test_address_values_compare_by_kind_and_value() -> None:
+    assert ControllerPrefix(5) == ControllerPrefix(5)
+    assert hash(ControllerPrefix(5)) == hash(ControllerPrefix(5))
+    assert ControllerPrefix(5) != PeerSuffix(5)
+    assert sorted([PeerSuffix(9), PeerSuffix(2)]) == [PeerSuffix(2), PeerSuffix(9)]
+    assert len({PeerSuffix(1), PeerSuffix(1), ControllerPrefix(1)}) == 2
+    prefix = ControllerPrefix(5)
+    with pytest.raises(AttributeError):
+        prefix.value = 6
+    assert (
+        repr(InstanceNetwork.for_instance("vpn").prefix(1)) == "ControllerPrefix('fdeb:f20c:0:100')"
+    )
 
 
 CLAN_CORE_DRIVER = textwrap.dedent(

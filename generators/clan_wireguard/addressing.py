@@ -14,11 +14,14 @@ The planner (Nix) accepts the same texts and writes the same canonical form.
 
 from __future__ import annotations
 
-import hashlib
+import os
 import re
-import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+# The value types below are written out rather than made dataclasses, and
+# randomness comes from os.urandom rather than the secrets module: clan
+# starts a process per generator, and importing dataclasses or secrets takes
+# longer than the generator's own work.
 
 ULA_BYTE = 0xFD
 SUBNET_ID_BITS = 16
@@ -79,21 +82,66 @@ def _parse_group(text: str, count: int, pad_end: bool) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class InstanceNetwork:
+def random_below(limit: int) -> int:
+    """A uniformly random integer in [0, limit), from the kernel's random source."""
+    if limit < 1:
+        raise ValueError(f"no integer is in [0, {limit})")
+    bits = (limit - 1).bit_length()
+    while True:
+        # Drawing exactly `bits` bits and retrying when too large keeps every
+        # value equally likely.
+        candidate = int.from_bytes(os.urandom((bits + 7) // 8), "big") >> (-bits % 8)
+        if candidate < limit:
+            return candidate
+
+
+class _Bits:
+    """An immutable number of fixed width, compared and hashed by its value."""
+
+    __slots__ = ("value",)
+    value: int
+
+    def __init__(self, value: int) -> None:
+        object.__setattr__(self, "value", value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} cannot be changed")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Bits) and type(other) is type(self) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.value))
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, _Bits) or type(other) is not type(self):
+            return NotImplemented
+        return self.value < other.value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class InstanceNetwork(_Bits):
     """An instance's /40: ``fd``, then 24 bits of sha256(name), then a zero byte.
 
     This is clan-core's derivation (it masks 32 hash bits with 0xFFFFFF00 and
     keeps the first 40 bits of the result), kept for compatibility. It depends
     on the name alone: every clan with an instance of the same name shares it.
+    ``value`` holds the 40 network bits, the top 8 being 0xfd.
     """
 
+    __slots__ = ("instance",)
     instance: str
-    # The 40 network bits, the top 8 being 0xfd.
-    value: int
+
+    def __init__(self, instance: str, value: int) -> None:
+        super().__init__(value)
+        object.__setattr__(self, "instance", instance)
 
     @classmethod
     def for_instance(cls, instance: str) -> InstanceNetwork:
+        import hashlib
+
         digest = hashlib.sha256(instance.encode()).digest()
         return cls(instance, (ULA_BYTE << 32) | (int.from_bytes(digest[:3], "big") << 8))
 
@@ -106,19 +154,16 @@ class InstanceNetwork:
         return prefix.value >> SUBNET_ID_BITS == self.value
 
     def __str__(self) -> str:
-        # Imported here: the generators never need it, and clan runs them as
-        # fresh processes where every import shows in the start-up time.
+        # Only messages need this text; the generators never import ipaddress.
         import ipaddress
 
         return str(ipaddress.IPv6Network((self.value << 88, 40)))
 
 
-@dataclass(frozen=True, order=True)
-class ControllerPrefix:
-    """A controller's /56: its instance's /40 and a 16-bit subnet id."""
+class ControllerPrefix(_Bits):
+    """A controller's /56: its instance's /40 and a 16-bit subnet id (``value``: 56 bits)."""
 
-    # The 56 prefix bits.
-    value: int
+    __slots__ = ()
 
     @property
     def subnet_id(self) -> int:
@@ -129,11 +174,10 @@ class ControllerPrefix:
         return _canonical(self.value << 8, 4)
 
 
-@dataclass(frozen=True, order=True)
-class PeerSuffix:
+class PeerSuffix(_Bits):
     """A peer's 64-bit host part, appended to every controller's prefix."""
 
-    value: int
+    __slots__ = ()
 
     @property
     def peer_id(self) -> int:
@@ -180,9 +224,9 @@ def allocate_controller_prefix(
     if free_count < SUBNET_ID_COUNT // 2:
         # Drawing until a free id comes up would take long when few are free.
         free_ids = sorted(set(range(SUBNET_ID_COUNT)) - taken_ids)
-        return network.prefix(free_ids[secrets.randbelow(len(free_ids))])
+        return network.prefix(free_ids[random_below(len(free_ids))])
     while True:
-        subnet_id = secrets.randbelow(SUBNET_ID_COUNT)
+        subnet_id = random_below(SUBNET_ID_COUNT)
         if subnet_id not in taken_ids:
             return network.prefix(subnet_id)
 
@@ -200,7 +244,7 @@ def allocate_peer_suffix(taken: Iterable[PeerSuffix]) -> PeerSuffix:
     # A mesh holds a tiny share of the 2^32 ids, so the first draw nearly
     # always succeeds.
     while True:
-        peer_id = secrets.randbelow(PEER_ID_COUNT - 1) + 1
+        peer_id = random_below(PEER_ID_COUNT - 1) + 1
         if peer_id not in taken_ids:
-            host_bits = secrets.randbits(SUFFIX_BITS - PEER_ID_BITS)
+            host_bits = random_below(1 << (SUFFIX_BITS - PEER_ID_BITS))
             return PeerSuffix((peer_id << (SUFFIX_BITS - PEER_ID_BITS)) | host_bits)

@@ -10,22 +10,30 @@ them has been written.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 PUBLIC_FILE_MODE = 0o644
 SECRET_FILE_MODE = 0o600
 
 
-@dataclass(frozen=True)
 class FileContent:
-    name: str
-    # Kept out of repr: the content may be a private key.
-    content: bytes = field(repr=False)
-    # A secret file is readable by its owner only.
-    secret: bool = False
+    """A file to write: its name, its bytes, and whether it is a secret.
+
+    A plain class, not a dataclass, for the generators' start-up time. Its
+    repr leaves out the content, which may be a private key.
+    """
+
+    __slots__ = ("content", "name", "secret")
+
+    def __init__(self, name: str, content: bytes, secret: bool = False) -> None:
+        self.name = name
+        self.content = content
+        # A secret file is readable by its owner only.
+        self.secret = secret
+
+    def __repr__(self) -> str:
+        return f"FileContent({self.name!r}, secret={self.secret})"
 
     @property
     def mode(self) -> int:
@@ -33,7 +41,7 @@ class FileContent:
 
 
 def _write_temporary(directory: Path, file: FileContent) -> Path:
-    temporary = directory / f".{file.name}.{secrets.token_hex(6)}.tmp"
+    temporary = directory / f".{file.name}.{os.urandom(6).hex()}.tmp"
     # O_EXCL and O_NOFOLLOW: never write through a file or link someone
     # placed there in advance.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -25,12 +25,17 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from clan_wireguard import addressing
 from clan_wireguard.atomic import FileContent, write_files
 from clan_wireguard.errors import UserError
 from clan_wireguard.names import check_instance_name, check_machine_name
+
+# Not imported from typing, whose import alone is a good part of a
+# generator's run time; type checkers treat this name the same way.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 PRIVATE_KEY_FILE = "privatekey"
 PUBLIC_KEY_FILE = "publickey"

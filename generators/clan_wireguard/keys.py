@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import base64
 import binascii
-import secrets
-from dataclasses import dataclass, field
+import os
 
 KEY_LENGTH = 32
 
 
-@dataclass(frozen=True)
 class KeyPair:
-    # Base64 text without the newline; kept out of repr so that a logged or
-    # printed KeyPair never shows the secret.
-    private_key: str = field(repr=False)
-    public_key: str
+    """Both keys as base64 text, without the newline.
+
+    A plain class, not a dataclass: importing dataclasses would cost more
+    than making the key (clan starts a process per generator). Its repr
+    leaves out the private key, so a logged KeyPair never shows the secret.
+    """
+
+    __slots__ = ("private_key", "public_key")
+
+    def __init__(self, private_key: str, public_key: str) -> None:
+        self.private_key = private_key
+        self.public_key = public_key
+
+    def __repr__(self) -> str:
+        return f"KeyPair(public_key={self.public_key!r})"
 
     def private_key_file(self) -> bytes:
         return key_file_content(self.private_key)
@@ -79,5 +88,6 @@ def public_key_of(private_key: str) -> str:
 
 
 def generate_key_pair() -> KeyPair:
-    private_key = encode_key(clamp(secrets.token_bytes(KEY_LENGTH)))
+    # os.urandom is the kernel's random source, the one secrets.token_bytes uses.
+    private_key = encode_key(clamp(os.urandom(KEY_LENGTH)))
     return KeyPair(private_key=private_key, public_key=public_key_of(private_key))
