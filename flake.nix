@@ -26,7 +26,9 @@
             instance = { inherit (inventory) roles; };
             publicValue = self.lib.readVarsDir ./checks/fixtures;
           };
-          members = builtins.attrNames (inventory.roles.controller.machines // inventory.roles.peer.machines);
+          members = builtins.attrNames (
+            inventory.roles.controller.machines // inventory.roles.peer.machines
+          );
           plans = nixpkgs.lib.genAttrs members (machine: planned.machines.${machine});
         in
         if planned.problems != [ ] then

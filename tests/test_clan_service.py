@@ -464,3 +464,22 @@ def test_wrong_setting_type_names_the_instance_machine_and_option(
     ] = 70000
     error = evaluation_error(sources, clan, tmp_path / "clan", package)
     assert "instances.wireguard.roles.controller.machines.server2.settings.port" in error
+
+
+def test_machine_in_both_roles_gets_one_assertion_and_one_generator_each(
+    sources: tuple[Path, Path], package: Path, tmp_path: Path
+) -> None:
+    directory = tmp_path / "clan"
+    generate_vars(sources, spec_clan(), directory, package, tmp_path)
+    clan = spec_clan()
+    clan["instances"]["wireguard"]["roles"]["peer"]["machines"]["server2"] = {
+        "settings": {"controller": "server1"}
+    }
+    server2 = evaluate(sources, clan, directory, package)["machines"]["server2"]
+    failed = server2["failedAssertions"]
+    assert len(failed) == 1, failed
+    assert "'server2'" in failed[0]
+    assert "roles.controller.machines and roles.peer.machines" in failed[0]
+    network = server2["generators"]["wireguard-network-wireguard"]
+    assert list(network["files"]) == ["prefix"]
+    assert shlex.split(network["script"])[2] == "controller"

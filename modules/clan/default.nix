@@ -71,6 +71,7 @@ let
       keysGenerator = "wireguard-keys-${instanceName}";
       networkGenerator = "wireguard-network-${instanceName}";
       networkFile = if roleName == "controller" then "prefix" else "suffix";
+      ownsNetworkGenerator = roleName == "controller" || !(lib.elem "controller" machine.roles);
 
       # The prefixes (suffixes) other controllers (peers) already hold, so a
       # new member does not pick one of them. Read only when clan builds the
@@ -101,7 +102,9 @@ let
         '';
       };
 
-      clan.core.vars.generators.${networkGenerator} = {
+      # A machine in both roles is a mistake the planner reports; giving it
+      # one network generator keeps clan from failing first on two scripts.
+      clan.core.vars.generators.${networkGenerator} = lib.mkIf ownsNetworkGenerator {
         files.${networkFile}.secret = false;
         # A renamed machine gets a new address, like clan-core's service.
         validation.hostname = machine.name;

@@ -27,7 +27,10 @@ let
     let
       fromAttrs = planner.publicValuesFromAttrs instance.publicValues;
       fromDirectory =
-        if instance.varsDirectory == null then (_: null) else planner.readVarsDir instance.varsDirectory;
+        if instance.varsDirectory == null then
+          (_: null)
+        else
+          planner.readVarsDir instance.varsDirectory;
     in
     query:
     let
@@ -40,7 +43,9 @@ let
     roles:
     lib.mapAttrs (_roleName: role: {
       inherit (role) settings;
-      machines = lib.mapAttrs (_machineName: machine: { inherit (machine) settings; }) role.machines;
+      machines = lib.mapAttrs (
+        _machineName: machine: { inherit (machine) settings; }
+      ) role.machines;
     }) roles;
 
   planning = lib.mapAttrs (
@@ -61,14 +66,15 @@ let
     let
       prefix = "wireguard instance '${name}', machine '${instance.machine}'";
       isMember = planning.${name}.machines ? ${instance.machine};
+      keyInStore =
+        instance.privateKeyFile != null && lib.hasPrefix builtins.storeDir instance.privateKeyFile;
     in
     lib.optional (!isMember)
       "${prefix}: this machine is not in roles.controller.machines or roles.peer.machines of the instance; add it to a role, or set ${optionPath name "machine"} to the machine name used there"
     ++ lib.optional (instance.privateKeyFile == null)
       "${prefix}: ${optionPath name "privateKeyFile"} is not set; point it at the file holding this machine's WireGuard private key (written by `wg genkey`, readable by root only)"
-    ++
-      lib.optional (instance.privateKeyFile != null && lib.hasPrefix builtins.storeDir instance.privateKeyFile)
-        "${prefix}: ${optionPath name "privateKeyFile"} = \"${instance.privateKeyFile}\" is in the Nix store, which every user can read; keep the private key in a file outside the store (e.g. deployed by sops-nix or clan vars)";
+    ++ lib.optional keyInStore
+      "${prefix}: ${optionPath name "privateKeyFile"} = \"${instance.privateKeyFile}\" is in the Nix store, which every user can read; keep the private key in a file outside the store (e.g. deployed by sops-nix or clan vars)";
 
   instanceProblems = lib.concatLists (
     lib.mapAttrsToList (

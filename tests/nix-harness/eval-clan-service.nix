@@ -163,7 +163,8 @@ let
           machine.name = machineName;
         };
         clan.core.vars.settings.fileModule = file: {
-          path = lib.mkIf file.config.secret "/run/secrets/vars/${file.config.rel_dir}/${file.config.name}";
+          path =
+            lib.mkIf file.config.secret "/run/secrets/vars/${file.config.rel_dir}/${file.config.name}";
         };
         networking.hostName = machineName;
         networking.clan-wireguard.package = {
@@ -190,7 +191,8 @@ let
       generators = lib.mapAttrs (_name: generator: {
         inherit (generator) script validation share;
         files = lib.mapAttrs (_name: file: { inherit (file) secret deploy; }) generator.files;
-        privateKeyPath = if generator.files ? privatekey then generator.files.privatekey.path else null;
+        privateKeyPath =
+          if generator.files ? privatekey then generator.files.privatekey.path else null;
       }) config.clan.core.vars.generators;
       failedAssertions = map (assertion: assertion.message) (
         lib.filter (assertion: !assertion.assertion) config.assertions

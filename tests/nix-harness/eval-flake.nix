@@ -74,7 +74,8 @@ in
     buildSystem = map (dependency: dependency.pname) package.build-system;
     src = toString package.src;
   };
-  defaultIsTheCommand = outputs.packages.${system}.default == outputs.packages.${system}.clan-wireguard;
+  defaultIsTheCommand =
+    outputs.packages.${system}.default == outputs.packages.${system}.clan-wireguard;
   plannerCheck = toString outputs.checks.${system}.planner;
   vmTest = {
     inherit (vmTest) name testScript;

@@ -43,15 +43,13 @@ let
     inherit (config.networking.wireguard) useNetworkd;
     systemPackages = map toString config.environment.systemPackages;
   };
+  shownAssertions = lib.concatMapStrings (message: "- ${message}\n") failedAssertions;
 in
 {
   inherit failedAssertions;
   # What a NixOS system build does: stop at failed assertions, show them.
   system =
-    if failedAssertions != [ ] then
-      throw "\nFailed assertions:\n${lib.concatMapStrings (message: "- ${message}\n") failedAssertions}"
-    else
-      rendered;
+    if failedAssertions != [ ] then throw "\nFailed assertions:\n${shownAssertions}" else rendered;
   # Rendered even when assertions fail, to check nothing half-built leaks out.
   inherit rendered;
 }
