@@ -201,6 +201,7 @@ in
       options.port = mkOption {
         type = port;
         default = 51820;
+        example = 51821;
         description = "UDP port the controller listens on; opened in the firewall.";
       };
     };
@@ -233,6 +234,7 @@ in
       options.keepalive = mkOption {
         type = types.nullOr (types.ints.between 0 65535);
         default = 25;
+        example = 15;
         description = ''
           Seconds between keepalive packets towards the controllers, which
           keep NAT mappings open so controllers can reach the peer; `null`

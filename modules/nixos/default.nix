@@ -363,6 +363,7 @@ let
         openFirewall = mkOption {
           type = types.bool;
           default = true;
+          example = false;
           description = ''
             Open the instance's UDP listen port in the firewall: the port of a
             controller, and a peer's fixed `port` setting when it has one.
@@ -373,6 +374,7 @@ let
           enable = mkOption {
             type = types.bool;
             default = true;
+            example = false;
             description = ''
               Run the failover agent (`clan-wireguard failover run`) for this
               instance. It acts only on peers of instances with two or more
@@ -390,11 +392,13 @@ let
           downAfter = mkOption {
             type = types.ints.positive;
             default = 3;
+            example = 5;
             description = "Missed probes in a row after which a controller counts as down.";
           };
           upAfter = mkOption {
             type = types.ints.positive;
             default = 2;
+            example = 3;
             description = "Answered probes in a row after which a controller counts as up again.";
           };
         };
@@ -407,6 +411,8 @@ in
       type = types.package;
       default = pkgs.callPackage ../../generators/package.nix { };
       defaultText = lib.literalMD "the `clan-wireguard` command built from this repository";
+      example =
+        lib.literalExpression "inputs.clan-wireguard.packages.\${pkgs.stdenv.hostPlatform.system}.default";
       description = "The `clan-wireguard` command; the failover agent runs from it.";
     };
 
@@ -433,6 +439,7 @@ in
     endpointRefreshSeconds = mkOption {
       type = types.ints.unsigned;
       default = 60;
+      example = 300;
       description = ''
         How often an endpoint given as a host name is resolved again, so a
         name that did not resolve at boot, or a controller whose address
@@ -459,6 +466,7 @@ in
       type = types.bool;
       default = config.networking.nftables.enable;
       defaultText = lib.literalExpression "config.networking.nftables.enable";
+      example = false;
       description = ''
         On controllers, forward only traffic that enters and leaves through a
         mesh interface. Turns on `networking.firewall.filterForward` (which
