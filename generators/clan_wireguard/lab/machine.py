@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import select
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -160,12 +159,12 @@ def failover_command(plan_file: Path, state_dir: Path, interval: float) -> list[
 
 def failover_available() -> bool:
     """Whether this installation has the failover agent's ``run`` command."""
-    result = subprocess.run(
-        [*failover_command(Path("-"), Path("-"), 1.0)[:5], "--help"],
-        capture_output=True,
-        check=False,
+    from clan_wireguard import failover
+
+    return any(
+        (command.name or getattr(command.callback, "__name__", "")) == "run"
+        for command in failover.app.registered_commands
     )
-    return result.returncode == 0
 
 
 def start_failover(
