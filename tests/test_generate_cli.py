@@ -237,3 +237,15 @@ def test_help_describes_every_generator() -> None:
     assert result.returncode == 0
     for generator in ("keys", "controller", "peer"):
         assert generator in result.stdout
+
+
+def test_python_dash_m_runs_the_same_command(out: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "clan_wireguard", "generate", "peer", "--out", str(out),
+         "--instance", "vpn", "--machine", "peer1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert CANONICAL_FOUR_HEXTETS.fullmatch((out / "suffix").read_text())

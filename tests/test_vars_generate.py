@@ -301,7 +301,7 @@ def test_missing_inventory_and_vars_dir_that_is_a_file(tmp_path: Path, inventory
     assert not (tmp_path / "vars").exists()
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    assert_one_line_error(generate(inventory, a_file), "--vars-dir", "not a directory")
+    assert_one_line_error(generate(inventory, a_file), "'vpn'", "--vars-dir", "not a directory")
     assert a_file.read_text() == "x"
 
 

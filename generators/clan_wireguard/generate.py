@@ -69,11 +69,13 @@ def keys_files() -> list[FileContent]:
     ]
 
 
-# Prefix and suffix files have no trailing newline, like clan-core's.
 def controller_files(
     network: addressing.InstanceNetwork, taken: Iterable[addressing.ControllerPrefix]
 ) -> list[FileContent]:
-    """The files of ``wireguard-network-<instance>`` on a controller."""
+    """The files of ``wireguard-network-<instance>`` on a controller.
+
+    Like clan-core's, the prefix and suffix files end without a newline.
+    """
     prefix = addressing.allocate_controller_prefix(network, taken)
     return [FileContent(PREFIX_FILE, str(prefix).encode())]
 

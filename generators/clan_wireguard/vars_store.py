@@ -186,15 +186,14 @@ def _locked(vars_dir: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def _prepare_vars_dir(vars_dir: Path) -> None:
+def _prepare_vars_dir(vars_dir: Path, instance: str) -> None:
+    lead = f"wireguard instance {instance!r}: --vars-dir {str(vars_dir)!r}"
     if vars_dir.exists() and not vars_dir.is_dir():
-        raise UserError(f"--vars-dir {str(vars_dir)!r}: not a directory")
+        raise UserError(f"{lead}: not a directory")
     try:
         vars_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(
-            f"--vars-dir {str(vars_dir)!r}: cannot create it: {error.strerror or error}"
-        ) from error
+        raise UserError(f"{lead}: cannot create it: {error.strerror or error}") from error
 
 
 class _TakenValues:
@@ -243,7 +242,7 @@ def generate_inventory(
                 f"wireguard instance {inventory.instance!r}: --regenerate {machine!r}:"
                 f" not a machine of this instance; its machines are: {', '.join(members)}"
             )
-    _prepare_vars_dir(vars_dir)
+    _prepare_vars_dir(vars_dir, inventory.instance)
     network = addressing.InstanceNetwork.for_instance(inventory.instance)
     outcomes: list[GeneratorOutcome] = []
     with _locked(vars_dir):
