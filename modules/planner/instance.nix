@@ -230,7 +230,9 @@ let
       if regenerate then " --regenerate" else ""
     } (without clan: clan-wireguard vars generate --inventory ${
       if inventory == null then "<inventory file>" else toString inventory
-    } --vars-dir ${if varsDir == null then "<vars dir>" else toString varsDir} --regenerate ${machine})";
+    } --vars-dir ${if varsDir == null then "<vars dir>" else toString varsDir}${
+      if regenerate then " --regenerate ${machine}" else ""
+    })";
 
   # The problem of one public value, or null.
   valueProblem =
