@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -114,10 +115,24 @@ def wireguard_socket(machine: LabMachine, interface: str) -> Path:
     return namespaces.holder_root(machine.holder.pid) / "run" / "wireguard" / f"{interface}.sock"
 
 
+def _accepts_connections(path: Path) -> bool:
+    # The socket file appears at bind(), before wireguard-go listens; `wg`
+    # connecting in between fails and falls back to the kernel module, which
+    # is not there ("Protocol not supported"). A connection proves it listens.
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def start_wireguard(
     table: ProcessTable, machine: LabMachine, plan: Plan, log_level: str
 ) -> ProcessRecord:
-    """``wireguard-go -f IFACE`` in the machine; returns once its socket exists."""
+    """``wireguard-go -f IFACE`` in the machine; returns once it takes commands."""
     environment = dict(os.environ)
     environment["LOG_LEVEL"] = log_level
     child, record = table.spawn(
@@ -128,9 +143,9 @@ def start_wireguard(
         log=machine.log_file(f"wireguard-{plan.instance}"),
         env=environment,
     )
-    socket = wireguard_socket(machine, plan.interface)
+    control = wireguard_socket(machine, plan.interface)
     deadline = time.monotonic() + SOCKET_TIMEOUT
-    while not socket.exists():
+    while not _accepts_connections(control):
         if child.poll() is not None or time.monotonic() > deadline:
             raise UserError(
                 f"wireguard instance '{plan.instance}', machine '{machine.name}': wireguard-go "
