@@ -45,7 +45,8 @@ from clan_wireguard.lab.processes import (
     is_alive,
     run_concurrently,
 )
-from clan_wireguard.plan import Plan
+from clan_wireguard.plan import Plan, evaluate_plans
+from clan_wireguard.vars_store import Action, generate_instance, secret_path
 
 STATE_ROOT = Path("/run/clan-wireguard-lab")
 STATE_VERSION = 1
@@ -326,8 +327,6 @@ class Lab:
                 raise
 
     def _up(self) -> None:
-        from clan_wireguard.vars_store import Action, generate_instance
-
         self.timings["start"] = time.monotonic()
         for inventory in self.inventories:
             report = generate_instance(inventory, self.vars_dir)
@@ -338,8 +337,6 @@ class Lab:
         self.progress(
             f"planning every machine of {len(self.inventories)} instance(s) (nix-instantiate)"
         )
-        from clan_wireguard.plan import evaluate_plans
-
         plan_set = evaluate_plans(self.inventories, self.vars_dir)
         plan_set.require_no_problems()
         self.timings["planned"] = time.monotonic()
@@ -394,8 +391,6 @@ class Lab:
         start_holder(self.table, machine)
 
     def _private_key(self, machine: LabMachine, plan: Plan) -> Path:
-        from clan_wireguard.vars_store import secret_path
-
         path = secret_path(
             self.vars_dir, machine.name, plan.private_key_generator, plan.private_key_var_file
         )
@@ -523,10 +518,13 @@ class Lab:
                     f"lab machine '{name}' is running; stop it first "
                     f"(`clan-wireguard lab stop --name {self.name} {name}`)"
                 )
-            self._start_interfaces(machine, True)
-            self._start_agents([machine])
-            self.stopped.discard(name)
-            self._save_state()
+            try:
+                self._start_interfaces(machine, True)
+                self._start_agents([machine])
+                self.stopped.discard(name)
+            finally:
+                # Whatever was started is recorded, even if a step failed.
+                self._save_state()
         self.progress(f"started machine '{name}'")
 
     def exec(
@@ -591,8 +589,10 @@ class Lab:
             machine.directory.mkdir(parents=True, exist_ok=True)
             machine.hosts_file.write_text(hosts_text(name, [], self.underlay))
             self._save_state()
-            self._create_machine(machine)
-            self._save_state()
+            try:
+                self._create_machine(machine)
+            finally:
+                self._save_state()
         return machine
 
     # -- looking at it ---------------------------------------------------
@@ -701,6 +701,9 @@ def down_by_name(name: str, progress: Progress | None = None) -> None:
                 raise
             namespaces.delete_netns(leftovers)
             shutil.rmtree(state_dir_of(name), ignore_errors=True)
-        report(f"lab '{name}': removed {len(leftovers)} network namespaces (no state file)")
+        report(
+            f"lab '{name}': no state file; removed {len(leftovers)} network namespaces by name "
+            "(processes the lab may have left were not signalled: they are not on record)"
+        )
         return
     lab.down()
