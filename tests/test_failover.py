@@ -207,3 +207,32 @@ def test_three_controllers_two_down_then_back_one_by_one() -> None:
                 f"unreachable {result.last.unreachable()[:10]}"
             )
         _assert_plan_restored(lab)
+
+
+def test_agent_repairs_allowed_ips_reset_behind_its_back(spec_lab: Lab) -> None:
+    """A peer unit restarted during a switch puts the plan back; the agent redoes the move."""
+    lab = spec_lab
+    lab.stop_machine("controller2")
+    remaining = [m for m in _members(lab) if m != "controller2"]
+    assert wait_until_reachable(lab, machines=remaining, deadline=DEADLINE).seconds is not None
+    moved = _allowed_ips(lab, "peer1")
+    plan = lab.plan("peer1", _instance(lab))
+    for peer in plan.peers:
+        lab.exec(
+            "peer1",
+            [
+                "wg",
+                "set",
+                plan.interface,
+                "peer",
+                peer.public_key,
+                "allowed-ips",
+                ",".join(peer.allowed_ips),
+            ],
+        )
+    assert _allowed_ips(lab, "peer1") == _plan_allowed_ips(lab, "peer1")
+    start = time.monotonic()
+    while _allowed_ips(lab, "peer1") != moved and time.monotonic() - start < DEADLINE:
+        time.sleep(0.2)
+    assert _allowed_ips(lab, "peer1") == moved
+    assert wait_until_reachable(lab, machines=remaining, deadline=DEADLINE).seconds is not None

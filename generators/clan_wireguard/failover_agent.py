@@ -214,8 +214,12 @@ class FailoverAgent:
         changed = False
         for state in self.states.values():
             changed |= self._record(state, state.controller.address in answered)
+        # Every round, not only on a change of health: something else (a
+        # restarted peer unit during `nixos-rebuild switch`, a person with
+        # `wg set`) may have put the plan's allowed IPs back meanwhile.
+        self._apply(desired_allowed_ips(self.plan, self.carriers()))
         if changed:
-            self.reconcile()
+            self._write_state()
         self._renew_down_controllers()
 
     def _record(self, state: ControllerHealth, replied: bool) -> bool:
