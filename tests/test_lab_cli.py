@@ -183,6 +183,8 @@ def test_errors_name_what_to_change(lab_name: str) -> None:
     assert_one_line_error(lab("check", "--name", lab_name), f"no lab named '{lab_name}'", "lab up")
     assert_one_line_error(lab("down", "--name", lab_name), f"no lab named '{lab_name}'")
     assert_one_line_error(lab("up", SPEC, "--name", "Bad_Name"), "lab name 'Bad_Name'", "--name")
+    missing = SPEC.with_name("no-such-inventory.json")
+    assert_one_line_error(lab("up", missing, "--name", lab_name), str(missing))
     up = lab("up", SPEC, "--name", lab_name, "--no-failover", "--quiet")
     assert up.returncode == 0, up.stderr
     try:

@@ -28,8 +28,7 @@ InventoriesArgument = Annotated[
     list[Path],
     typer.Argument(
         help="Inventory files, one instance each (the format of `vars generate`).",
-        exists=True,
-        dir_okay=False,
+        show_default=False,
     ),
 ]
 VarsDirOption = Annotated[

@@ -27,6 +27,7 @@ from typing import Any
 
 from clan_wireguard import wireguard
 from clan_wireguard.errors import UserError
+from clan_wireguard.inventory import load_inventory
 from clan_wireguard.lab import limits, namespaces, underlay
 from clan_wireguard.lab.check import ReachabilityReport, all_pairs, check_pairs, sample_pairs
 from clan_wireguard.lab.machine import (
@@ -307,6 +308,9 @@ class Lab:
         limits.check_host()
         if not self.inventories:
             raise UserError("the lab needs at least one inventory file (INVENTORY.json)")
+        # Bad inventories stop the lab before anything is created.
+        for inventory in self.inventories:
+            load_inventory(inventory)
         with _state_lock():
             if self.state_dir.exists() or namespaces.existing_lab_netns(self.name):
                 raise UserError(

@@ -7,7 +7,7 @@ import select
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,7 +195,3 @@ def start_failover(
         log=machine.log_file(f"failover-{plan.instance}"),
     )
     return record
-
-
-def machines_by_name(machines: Sequence[LabMachine]) -> Mapping[str, LabMachine]:
-    return {machine.name: machine for machine in machines}

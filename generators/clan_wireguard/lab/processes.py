@@ -123,7 +123,7 @@ class ProcessTable:
         self.marker = dict(marker or {})
         self._lock = threading.Lock()
         self._records: list[ProcessRecord] = list(records)
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._children: dict[ProcessRecord, subprocess.Popen[bytes]] = {}
 
     def records(self) -> list[ProcessRecord]:
         with self._lock:
@@ -174,28 +174,17 @@ class ProcessTable:
                 )
                 with self._lock:
                     self._records.append(record)
-                    self._children[child.pid] = child
+                    self._children[record] = child
         finally:
             if log_file is not None:
                 log_file.close()
         return child, record
 
-    def exit_status(self, record: ProcessRecord) -> int | None:
-        """The exit status of a child of this process that has ended, else None."""
-        with self._lock:
-            child = self._children.get(record.pid)
-        return child.poll() if child is not None else None
-
     def dead(self) -> list[ProcessRecord]:
         """Recorded processes that are no longer running."""
         dead = []
         for record in self.records():
-            with self._lock:
-                child = self._children.get(record.pid)
-            if child is not None:
-                # Reaps a zombie child so that its PID is really gone.
-                child.poll()
-            if not is_alive(record):
+            if self._has_ended(record):
                 dead.append(record)
         return dead
 
@@ -212,7 +201,7 @@ class ProcessTable:
         with self._lock:
             self._records = [record for record in self._records if record not in wanted]
             for record in records:
-                self._children.pop(record.pid, None)
+                self._children.pop(record, None)
 
     def _stop_group(self, records: Sequence[ProcessRecord], timeout: float) -> None:
         for record in records:
@@ -231,9 +220,11 @@ class ProcessTable:
 
     def _has_ended(self, record: ProcessRecord) -> bool:
         with self._lock:
-            child = self._children.get(record.pid)
+            child = self._children.get(record)
         if child is not None:
-            return child.poll() is not None
+            # Reaps our own child once it has exited, so its PID is free.
+            child.poll()
+        # A zombie or a PID now used by another process counts as ended.
         return not is_alive(record)
 
 
