@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from clan_wireguard.lab.processes import (
+    Interrupted,
     ProcessKind,
     ProcessRecord,
     ProcessTable,
@@ -80,18 +81,15 @@ def test_start_time_of_a_missing_process_is_none() -> None:
 
 def test_an_interrupt_waits_until_the_process_is_recorded() -> None:
     reached_end = False
-    with interrupts_unwind(), pytest.raises(KeyboardInterrupt):
-        with deferred_signals():
-            os.kill(os.getpid(), signal.SIGINT)
-            # The handler runs here, between bytecodes, and must not raise.
-            time.sleep(0.05)
-            reached_end = True
+    with interrupts_unwind(), pytest.raises(KeyboardInterrupt), deferred_signals():
+        os.kill(os.getpid(), signal.SIGINT)
+        # The handler runs here, between bytecodes, and must not raise.
+        time.sleep(0.05)
+        reached_end = True
     assert reached_end
 
 
 def test_sigterm_unwinds_like_ctrl_c() -> None:
-    from clan_wireguard.lab.processes import Interrupted
-
     with interrupts_unwind(), pytest.raises(Interrupted):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(1)
