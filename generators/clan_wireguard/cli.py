@@ -1,5 +1,6 @@
 """The ``clan-wireguard`` command line: one sub-command group per concern."""
 
+import importlib
 import sys
 
 import typer
@@ -39,10 +40,45 @@ def _generate(context: typer.Context) -> None:
     raise typer.Exit(generate.main(context.args))
 
 
+def _click_exceptions(name: str) -> tuple[type[Exception], ...]:
+    """Exception classes called ``name`` of the click typer uses.
+
+    typer >= 0.26 carries its own copy of click; older ones use click. Both
+    are looked at, so the command behaves the same with either.
+    """
+    found: list[type[Exception]] = []
+    for module_name in ("typer._click.exceptions", "click.exceptions", "typer"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        kind = getattr(module, name, None)
+        if isinstance(kind, type) and issubclass(kind, Exception):
+            found.append(kind)
+    return tuple(found)
+
+
 def main() -> None:
     _register()
+    usage_errors = _click_exceptions("ClickException")
+    aborts = _click_exceptions("Abort")
+    help_shown = _click_exceptions("NoArgsIsHelpError")
     try:
-        app()
+        # Not standalone: click would print usage errors in a framed box;
+        # every error of this command is one line.
+        status = app(standalone_mode=False)
+    except help_shown as shown:
+        print(getattr(shown, "format_message", shown.__str__)(), file=sys.stderr)
+        sys.exit(2)
+    except usage_errors as error:
+        context = getattr(error, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        message = getattr(error, "format_message", error.__str__)()
+        print(f"error: {message}{hint}", file=sys.stderr)
+        sys.exit(getattr(error, "exit_code", 2))
+    except aborts:
+        sys.exit(130)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
