@@ -28,7 +28,7 @@ InventoriesArgument = Annotated[
     list[Path],
     typer.Argument(
         help="Inventory files, one instance each (the format of `vars generate`).",
-        metavar="INVENTORY...",
+        metavar="INVENTORY",
         show_default=False,
     ),
 ]
