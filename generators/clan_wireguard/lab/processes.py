@@ -309,20 +309,25 @@ def interrupts_ignored() -> Iterator[None]:
 def run_concurrently(function: Callable[[Item], None], items: Sequence[Item], workers: int) -> None:
     """Call ``function`` on every item in a few threads; the first error wins.
 
-    On an error or an interrupt, work not yet started is dropped and the
-    running calls are waited for, so nothing they start goes unrecorded.
+    On an error, work not yet started is dropped and the running calls are
+    waited for, so nothing they start goes unrecorded. An interrupt is held
+    back until every call has returned, then raised.
     """
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     if not items:
         return
-    executor = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))))
-    futures = [executor.submit(function, item) for item in items]
-    try:
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in done:
-            error = future.exception()
-            if error is not None:
-                raise error
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+    # The interrupt waits until the calls have returned: raised inside the
+    # executor's own locking (submit, wait), it could leave a lock held and
+    # the shutdown below waiting forever.
+    with deferred_signals():
+        executor = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))))
+        futures = [executor.submit(function, item) for item in items]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    raise error
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
