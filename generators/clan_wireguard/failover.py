@@ -44,7 +44,6 @@ def run(
     from clan_wireguard.failover_agent import FailoverAgent, Thresholds
     from clan_wireguard.icmp_probe import EchoProber
     from clan_wireguard.plan import Plan
-    from clan_wireguard.wireguard_control import WireGuardInterface
 
     logging.basicConfig(
         stream=sys.stderr,
@@ -67,7 +66,6 @@ def run(
         ) from error
     agent = FailoverAgent(
         plan=loaded,
-        interface=WireGuardInterface(loaded.interface),
         prober=EchoProber(interface=loaded.interface),
         thresholds=Thresholds(interval=interval, down_after=down_after, up_after=up_after),
         state_file=state_dir / f"{loaded.interface}.json",

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from clan_wireguard import wireguard
 from clan_wireguard.errors import UserError
 from clan_wireguard.icmp_probe import EchoProber
 from clan_wireguard.plan import FailoverController, Plan, PlanPeer
-from clan_wireguard.wireguard_control import WireGuardInterface
 
 log = logging.getLogger("clan_wireguard.failover")
 
@@ -150,7 +150,6 @@ class FailoverAgent:
     def __init__(
         self,
         plan: Plan,
-        interface: WireGuardInterface,
         prober: EchoProber,
         thresholds: Thresholds,
         state_file: Path | None,
@@ -162,7 +161,7 @@ class FailoverAgent:
             )
         self.plan = plan
         self.failover = plan.failover
-        self.interface = interface
+        self.interface = plan.interface
         self.prober = prober
         self.thresholds = thresholds
         self.state_file = state_file
@@ -195,7 +194,7 @@ class FailoverAgent:
         self._stopping = True
 
     def _take_over(self) -> None:
-        current = self.interface.allowed_ips()
+        current = wireguard.allowed_ips_by_peer(self.interface)
         for name, health in inherited_health(self.plan, current).items():
             self.states[name].health = health
             if health is Health.DOWN:
@@ -271,7 +270,7 @@ class FailoverAgent:
         self._write_state(stopped=True)
 
     def _apply(self, desired: Mapping[str, tuple[str, ...]]) -> None:
-        current = self.interface.allowed_ips()
+        current = wireguard.allowed_ips_by_peer(self.interface)
         changes = {
             key: ips
             for key, ips in desired.items()
@@ -284,7 +283,7 @@ class FailoverAgent:
             key=lambda key: _normalized(changes[key]) <= _normalized(current.get(key, ())),
         )
         for key in order:
-            self.interface.set_allowed_ips(key, changes[key])
+            wireguard.set_peer_allowed_ips(self.interface, key, changes[key])
             log.info("allowed IPs of %s: %s", self._name_of(key), " ".join(changes[key]))
 
     def _renew_down_controllers(self) -> None:
@@ -296,7 +295,7 @@ class FailoverAgent:
             if now - state.last_reset < self.thresholds.reset_every:
                 continue
             peer = self.peers_by_name[state.controller.name]
-            self.interface.renew_peer(peer, desired[peer.public_key])
+            wireguard.renew_peer(self.interface, peer, desired[peer.public_key])
             state.last_reset = now
 
     def _name_of(self, public_key: str) -> str:

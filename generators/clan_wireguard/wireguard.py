@@ -106,6 +106,33 @@ def set_peer_allowed_ips(
     )
 
 
+def allowed_ips_by_peer(interface: str, enter: Sequence[str] = ()) -> dict[str, tuple[str, ...]]:
+    """Each peer's allowed IPs, by public key."""
+    return {peer.public_key: peer.allowed_ips for peer in read_interface(interface, enter).peers}
+
+
+def renew_peer(
+    interface: str, peer: PlanPeer, allowed_ips: Sequence[str], enter: Sequence[str] = ()
+) -> None:
+    """Remove and re-add ``peer``, dropping its sessions.
+
+    The next packet to it starts a fresh handshake at once instead of
+    waiting for WireGuard's rekey timers, and the keepalive goes out as soon
+    as the entry is back. If re-adding fails (the endpoint's name does not
+    resolve right now), the peer is put back without its endpoint rather
+    than left out, and the error is raised.
+    """
+    what = f"renewing a peer of interface '{interface}'"
+    _run([*enter, "wg", "set", interface, "peer", peer.public_key, "remove"], what)
+    arguments = peer_arguments(peer, allowed_ips=False)
+    arguments[2:2] = ["allowed-ips", ",".join(allowed_ips)]
+    try:
+        _run([*enter, "wg", "set", interface, *arguments], what)
+    except UserError:
+        set_peer_allowed_ips(interface, peer.public_key, allowed_ips, enter)
+        raise
+
+
 def peer_arguments(peer: PlanPeer, allowed_ips: bool = True, endpoint: bool = True) -> list[str]:
     """``wg set`` arguments for one plan peer.
 
