@@ -174,16 +174,36 @@ class Mesh:
         return path
 
 
+def evaluation(arguments: list[str]) -> subprocess.CompletedProcess[str]:
+    """``nix-instantiate --eval --strict --json`` with ``arguments``, as the tools run it."""
+    return subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def evaluate_json(arguments: list[str]) -> JSON:
+    """The value of an evaluation that must succeed."""
+    result = evaluation(arguments)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def evaluation_failure(arguments: list[str]) -> str:
+    """The error of an evaluation that must fail."""
+    result = evaluation(arguments)
+    assert result.returncode != 0, result.stdout
+    return result.stderr
+
+
 def run_planner(
     inventories: list[Path], vars_dir: Path, machines: list[str] | None = None
 ) -> dict[str, JSON]:
     """The planner's JSON output, from the command line ``evaluate_plans`` uses."""
-    result = subprocess.run(
+    output: dict[str, JSON] = evaluate_json(
         [
-            "nix-instantiate",
-            "--eval",
-            "--strict",
-            "--json",
             str(FROM_FILES),
             "--argstr",
             "inventories",
@@ -194,13 +214,8 @@ def run_planner(
             "--argstr",
             "machines",
             json.dumps(machines),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        ]
     )
-    assert result.returncode == 0, result.stderr
-    output: dict[str, JSON] = json.loads(result.stdout)
     return output
 
 
@@ -220,42 +235,19 @@ def problems_of(mesh: Mesh, root: Path, inventory: JSON | None = None) -> list[s
     return problems
 
 
+def with_planner(expression: str) -> str:
+    """``expression`` with ``planner`` bound to the library."""
+    return f"let planner = import {PLANNER_DIR}; in {expression}"
+
+
 def evaluate_nix(expression: str) -> JSON:
     """Evaluate a Nix expression with ``planner`` bound to the library."""
-    result = subprocess.run(
-        [
-            "nix-instantiate",
-            "--eval",
-            "--strict",
-            "--json",
-            "--expr",
-            f"let planner = import {PLANNER_DIR}; in {expression}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return evaluate_json(["--expr", with_planner(expression)])
 
 
 def evaluate_nix_failure(expression: str) -> str:
     """The error of a Nix expression that must fail to evaluate."""
-    result = subprocess.run(
-        [
-            "nix-instantiate",
-            "--eval",
-            "--strict",
-            "--json",
-            "--expr",
-            f"let planner = import {PLANNER_DIR}; in {expression}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode != 0, result.stdout
-    return result.stderr
+    return evaluation_failure(["--expr", with_planner(expression)])
 
 
 def spec_mesh() -> Mesh:
