@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: run this as root (e.g. sudo $0): it installs Debian packages, and the lab creates network namespaces" >&2
+  exit 1
+fi
+
 debian_packages=(nix-bin wireguard-go wireguard-tools iproute2 iputils-ping tcpdump iperf3 util-linux procps)
 # Debian's python3 needs python3-venv for `python3 -m venv`; a python3 that
 # already has ensurepip (pyenv, a Nix shell) does not.
