@@ -235,19 +235,9 @@ def problems_of(mesh: Mesh, root: Path, inventory: JSON | None = None) -> list[s
     return problems
 
 
-def with_planner(expression: str) -> str:
-    """``expression`` with ``planner`` bound to the library."""
-    return f"let planner = import {PLANNER_DIR}; in {expression}"
-
-
 def evaluate_nix(expression: str) -> JSON:
     """Evaluate a Nix expression with ``planner`` bound to the library."""
-    return evaluate_json(["--expr", with_planner(expression)])
-
-
-def evaluate_nix_failure(expression: str) -> str:
-    """The error of a Nix expression that must fail to evaluate."""
-    return evaluation_failure(["--expr", with_planner(expression)])
+    return evaluate_json(["--expr", f"let planner = import {PLANNER_DIR}; in {expression}"])
 
 
 def spec_mesh() -> Mesh:
