@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from command_line import clan_wireguard_command
+from planner_mesh import evaluate_json, evaluation_failure
 
 JSON = Any
 
@@ -75,79 +76,42 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def evaluate(sources: tuple[Path, Path], clan: JSON, directory: Path, package: Path) -> JSON:
+def harness_arguments(
+    sources: tuple[Path, Path], clan: JSON, directory: Path, package: Path
+) -> list[str]:
+    """Writes ``clan`` as the clan.json of ``directory``; the harness's arguments for it."""
     directory.mkdir(parents=True, exist_ok=True)
     clan_file = directory / "clan.json"
     clan_file.write_text(json.dumps(clan))
     lib_path, clan_core = sources
-    result = subprocess.run(
-        [
-            "nix-instantiate",
-            "--eval",
-            "--strict",
-            "--json",
-            str(HARNESS),
-            "--argstr",
-            "libPath",
-            str(lib_path),
-            "--argstr",
-            "clanCorePath",
-            str(clan_core),
-            "--argstr",
-            "clanFile",
-            str(clan_file),
-            "--argstr",
-            "directory",
-            str(directory),
-            "--argstr",
-            "packagePath",
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    output: JSON = json.loads(result.stdout)
-    return output
+    return [
+        str(HARNESS),
+        "--argstr",
+        "libPath",
+        str(lib_path),
+        "--argstr",
+        "clanCorePath",
+        str(clan_core),
+        "--argstr",
+        "clanFile",
+        str(clan_file),
+        "--argstr",
+        "directory",
+        str(directory),
+        "--argstr",
+        "packagePath",
+        str(package),
+    ]
+
+
+def evaluate(sources: tuple[Path, Path], clan: JSON, directory: Path, package: Path) -> JSON:
+    return evaluate_json(harness_arguments(sources, clan, directory, package))
 
 
 def evaluation_error(sources: tuple[Path, Path], clan: JSON, directory: Path, package: Path) -> str:
-    directory.mkdir(parents=True, exist_ok=True)
-    clan_file = directory / "clan.json"
-    clan_file.write_text(json.dumps(clan))
-    lib_path, clan_core = sources
-    result = subprocess.run(
-        [
-            "nix-instantiate",
-            "--eval",
-            "--strict",
-            "--json",
-            str(HARNESS),
-            "--argstr",
-            "libPath",
-            str(lib_path),
-            "--argstr",
-            "clanCorePath",
-            str(clan_core),
-            "--argstr",
-            "clanFile",
-            str(clan_file),
-            "--argstr",
-            "directory",
-            str(directory),
-            "--argstr",
-            "packagePath",
-            str(package),
-            "-A",
-            "machines",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    return evaluation_failure(
+        [*harness_arguments(sources, clan, directory, package), "-A", "machines"]
     )
-    assert result.returncode != 0, result.stdout
-    return result.stderr
 
 
 # The spec's "Multiple Controllers Setup", as written for clan-core's service
