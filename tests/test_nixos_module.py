@@ -27,12 +27,12 @@ from typing import Any
 
 import pytest
 from command_line import run_clan_wireguard
+from planner_mesh import evaluate_nix, evaluation
 
 JSON = Any
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 HARNESS = REPOSITORY / "tests" / "nix-harness" / "eval-nixos.nix"
-PLANNER = REPOSITORY / "modules" / "planner"
 
 CONTROLLERS = ("ctrl1", "ctrl2")
 PEERS = ("peer1", "peer2", "peer3")
@@ -150,12 +150,8 @@ class Evaluation:
         self.count += 1
         config_file = self.work / f"machine-{self.count}.json"
         config_file.write_text(json.dumps(configuration))
-        return subprocess.run(
+        return evaluation(
             [
-                "nix-instantiate",
-                "--eval",
-                "--strict",
-                "--json",
                 # The failover agent's plan file is written to the store.
                 "--read-write-mode",
                 str(HARNESS),
@@ -167,10 +163,7 @@ class Evaluation:
                 str(config_file),
                 "-A",
                 attribute,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+            ]
         )
 
     def system(self, configuration: JSON) -> JSON:
@@ -218,23 +211,13 @@ def spec_machine(mesh: Mesh, machine: str, **options: JSON) -> JSON:
 def planner_output(mesh: Mesh, roles: JSON | None = None) -> JSON:
     """What the planner itself says about the mesh, asked directly."""
     instance = json.dumps({"roles": mesh.roles if roles is None else roles})
-    expression = (
-        f"let planner = import {PLANNER}; "
-        f'planned = planner.planInstance {{ name = "vpn"; '
+    return evaluate_nix(
+        f'let planned = planner.planInstance {{ name = "vpn"; '
         f"instance = builtins.fromJSON ''{instance}''; "
         f"publicValue = planner.readVarsDir {mesh.directory}; }}; "
         f"in {{ inherit (planned) problems; machines = if planned.problems == [ ] "
         f"then planned.machines else {{ }}; }}"
     )
-    result = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "--expr", expression],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    output: JSON = json.loads(result.stdout)
-    return output
 
 
 def peer_of(interface: JSON, name: str) -> JSON:
