@@ -95,26 +95,26 @@ def assert_nothing_left(name: str) -> None:
         pytest.fail(f"lab '{name}' left things behind: {json.dumps(leftovers, indent=2)}")
 
 
-@pytest.fixture
-def lab_name() -> Iterator[str]:
-    """A fresh lab name; after the test, nothing of that lab may remain."""
+def checked_lab_name() -> Iterator[str]:
+    """A fresh lab name (skips where labs cannot run); afterwards, nothing of it may remain."""
     reason = lab_skip_reason()
     if reason is not None:
         pytest.skip(reason)
     name = new_lab_name()
     yield name
     assert_nothing_left(name)
+
+
+@pytest.fixture
+def lab_name() -> Iterator[str]:
+    """A fresh lab name; after the test, nothing of that lab may remain."""
+    yield from checked_lab_name()
 
 
 @pytest.fixture(scope="module")
 def module_lab_name() -> Iterator[str]:
     """Like ``lab_name``, for one lab shared by the tests of a module."""
-    reason = lab_skip_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    name = new_lab_name()
-    yield name
-    assert_nothing_left(name)
+    yield from checked_lab_name()
 
 
 def write_inventory(directory: Path, data: dict[str, Any]) -> Path:
