@@ -88,6 +88,24 @@ def _peers(lab: Lab) -> list[str]:
     return sorted(m for m in lab.machines if lab.plan(m, _instance(lab)).role == "peer")
 
 
+def _assert_converges(
+    lab: Lab,
+    situation: str,
+    *,
+    machines: list[str] | None = None,
+    since: float | None = None,
+    sample: int | None = None,
+) -> None:
+    """Every pair among ``machines`` answers within DEADLINE; if not, says which did not."""
+    result = wait_until_reachable(
+        lab, machines=machines, since=since, sample=sample, deadline=DEADLINE
+    )
+    # At most ten pairs: a large lab can miss hundreds.
+    assert result.seconds is not None, (
+        f"{situation}: {result.last.summary()}, unreachable {result.last.unreachable()[:10]}"
+    )
+
+
 def _assert_plan_restored(lab: Lab, deadline: float = DEADLINE) -> None:
     """Every peer's interface carries exactly the plan's allowed IPs again."""
     start = time.monotonic()
@@ -106,11 +124,7 @@ def test_spec_topology_each_controller_down_then_back(spec_lab: Lab) -> None:
         lab.stop_machine(controller)
         stopped = time.monotonic()
         remaining = [m for m in _members(lab) if m != controller]
-        outage = wait_until_reachable(lab, machines=remaining, since=stopped, deadline=DEADLINE)
-        assert outage.seconds is not None, (
-            f"with {controller} down: {outage.last.summary()}, "
-            f"unreachable {outage.last.unreachable()}"
-        )
+        _assert_converges(lab, f"with {controller} down", machines=remaining, since=stopped)
         # Every peer moved the dead controller's subnet to the live one.
         live = "controller2" if controller == "controller1" else "controller1"
         subnet = next(
@@ -126,11 +140,7 @@ def test_spec_topology_each_controller_down_then_back(spec_lab: Lab) -> None:
         time.sleep(3)
         lab.start_machine(controller)
         returned = time.monotonic()
-        recovery = wait_until_reachable(lab, since=returned, deadline=DEADLINE)
-        assert recovery.seconds is not None, (
-            f"after {controller} returned: {recovery.last.summary()}, "
-            f"unreachable {recovery.last.unreachable()}"
-        )
+        _assert_converges(lab, f"after {controller} returned", since=returned)
         _assert_plan_restored(lab)
 
 
@@ -192,20 +202,12 @@ def test_three_controllers_two_down_then_back_one_by_one() -> None:
             lab.stop_machine(controller)
             down.append(controller)
             remaining = [m for m in _members(lab) if m not in down]
-            result = wait_until_reachable(lab, machines=remaining, sample=sample, deadline=DEADLINE)
-            assert result.seconds is not None, (
-                f"with {down} down: {result.last.summary()}, "
-                f"unreachable {result.last.unreachable()[:10]}"
-            )
+            _assert_converges(lab, f"with {down} down", machines=remaining, sample=sample)
         for controller in reversed(down):
             lab.start_machine(controller)
             back = [m for m in _members(lab) if m not in down or m == controller]
             down.remove(controller)
-            result = wait_until_reachable(lab, machines=back, sample=sample, deadline=DEADLINE)
-            assert result.seconds is not None, (
-                f"after {controller} returned: {result.last.summary()}, "
-                f"unreachable {result.last.unreachable()[:10]}"
-            )
+            _assert_converges(lab, f"after {controller} returned", machines=back, sample=sample)
         _assert_plan_restored(lab)
 
 
