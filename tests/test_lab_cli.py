@@ -126,7 +126,15 @@ def test_an_interrupted_lab_takes_itself_down(
     try:
         wait_for_progress(process, stage)
         process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            # Show where it waits: the command prints its threads' stacks.
+            process.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            process.kill()
+            _, stderr = process.communicate()
+            pytest.fail(f"no exit 60 s after {signum.name}:\n{stderr.decode()}")
     finally:
         if process.poll() is None:
             process.kill()

@@ -1,6 +1,8 @@
 """The ``clan-wireguard`` command line: one sub-command group per concern."""
 
+import faulthandler
 import importlib
+import signal
 import sys
 
 import typer
@@ -59,6 +61,9 @@ def _click_exceptions(name: str) -> tuple[type[Exception], ...]:
 
 
 def main() -> None:
+    # `kill -USR1 <pid>` prints where every thread of a long-running command
+    # (a lab, a check) is, for a person wondering why it waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     _register()
     usage_errors = _click_exceptions("ClickException")
     aborts = _click_exceptions("Abort")
