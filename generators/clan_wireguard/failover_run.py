@@ -14,17 +14,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from clan_wireguard.errors import UserError
+from clan_wireguard.lean_command import OneLineArgumentParser, run_command
 
 PROGRAM = "clan-wireguard failover run"
 DEFAULT_STATE_DIR = Path("/run/clan-wireguard")
-
-
-class _OneLineArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {self.prog}: {message}; see --help\n")
 
 
 def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -41,7 +36,7 @@ def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineArgumentParser(
+    parser = OneLineArgumentParser(
         prog=PROGRAM,
         description=(
             "Probe the controllers and move a dead controller's subnet to a live one. "
@@ -125,10 +120,4 @@ def run(arguments: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str]) -> int:
     """Run the agent with ``argv``; return the exit status."""
-    arguments = build_parser().parse_args(list(argv))
-    try:
-        run(arguments)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(build_parser(), run, argv)

@@ -22,20 +22,14 @@ than the generator.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from clan_wireguard import addressing
 from clan_wireguard.atomic import FileContent, write_files
 from clan_wireguard.errors import UserError
+from clan_wireguard.lean_command import OneLineArgumentParser, run_command
 from clan_wireguard.names import check_instance_name, check_machine_name
-
-# Not imported from typing, whose import alone is a good part of a
-# generator's run time; type checkers treat this name the same way.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import NoReturn
 
 PRIVATE_KEY_FILE = "privatekey"
 PUBLIC_KEY_FILE = "publickey"
@@ -141,15 +135,8 @@ def write_output(out: Path, files: Sequence[FileContent], context: str) -> None:
         ) from error
 
 
-class _OneLineArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line, like every other error of the command; argparse's own
-        # format adds a usage block.
-        self.exit(2, f"error: {self.prog}: {message}; see --help\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineArgumentParser(
+    parser = OneLineArgumentParser(
         prog=PROGRAM,
         description="Write one vars generator's files into an output directory.",
         allow_abbrev=False,
@@ -222,11 +209,4 @@ def run(arguments: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str]) -> int:
     """Run ``clan-wireguard generate`` with ``argv``; return the exit status."""
-    parser = build_parser()
-    arguments = parser.parse_args(list(argv))
-    try:
-        run(arguments)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(build_parser(), run, argv)
