@@ -1,0 +1,211 @@
+# For bench/clan_service.py: evaluates the machines of a clan through
+# clan-core's service machinery, with either this flake's service or
+# clan-core's own wireguard service, and returns the NixOS values that make
+# up the mesh on each machine.
+#
+#   nix-instantiate --eval --strict --json eval-clan-services.nix \
+#     --argstr libPath <dir with nixpkgs' lib/> --argstr clanCorePath <clan-core work tree> \
+#     --argstr clanFile clan.json --argstr directory <clan directory> \
+#     --argstr machines '["ctrl1"]'
+#
+# `clanFile` is JSON as in a clan.nix: `{ "machines": …, "instances": … }`,
+# every instance of the same service. `module.input = "clan-wireguard"` picks
+# this flake's service; no `module.input` picks clan-core's
+# clanServices/<module.name>, as clan does. `machines` is a JSON list of the
+# machines to evaluate, or `null` for all of them.
+#
+# Shared by both services, as in ../tests/nix-harness/eval-clan-service.nix:
+# clan-core's module resolution, tag resolution, service evaluation (with its
+# all-services wrapper and export interfaces) and vars options with the
+# in-repo public store; clan-core's `clanLib`, whose `getPublicValue` reads
+# the same directory. Not included: nixpkgs' NixOS modules (the options come
+# from ../tests/nix-harness/nixos-options.nix, plus `networking.extraHosts`
+# for clan-core's service), building anything, and the rest of clan's
+# flake module.
+{
+  libPath,
+  clanCorePath,
+  clanFile,
+  directory,
+  machines ? "null",
+}:
+let
+  lib = import "${libPath}/lib";
+  clanLib = import "${clanCorePath}/lib" { inherit lib; };
+  clan = builtins.fromJSON (builtins.readFile clanFile);
+  inventoryMachines = clan.machines or { };
+  harness = ../tests/nix-harness;
+
+  flake = import ../flake.nix;
+  flakeOutputs = flake.outputs {
+    self = flakeOutputs;
+    nixpkgs = {
+      inherit lib;
+      legacyPackages = { };
+    };
+  };
+  flakeInputs.clan-wireguard = flakeOutputs;
+  clanCoreModules.wireguard = "${clanCorePath}/clanServices/wireguard/default.nix";
+
+  firstInstance = lib.head (lib.attrValues clan.instances);
+  isOurs = (firstInstance.module.input or null) == "clan-wireguard";
+
+  instanceRoles =
+    instanceName: instance:
+    lib.mapAttrs (
+      roleName: role:
+      let
+        tags = role.tags or { };
+        members = clanLib.inventory.resolveTags {
+          members = {
+            machines = lib.attrNames (role.machines or { });
+            tags = lib.attrNames tags;
+          };
+          machines = inventoryMachines;
+          inherit instanceName roleName;
+        };
+      in
+      (builtins.removeAttrs role [ "tags" ])
+      // {
+        machines = lib.genAttrs members.machines (machineName: {
+          settings.imports = [
+            (role.machines.${machineName}.settings or { })
+          ]
+          ++ map (tag: tags.${tag}.settings or { }) (
+            lib.filter (tag: tags ? ${tag}) (inventoryMachines.${machineName}.tags or [ ])
+          );
+        });
+      }
+    ) (instance.roles or { });
+
+  exportInterfaces =
+    lib.mapAttrs
+      (name: interface: {
+        options.${name} = lib.mkOption {
+          type = lib.types.nullOr (lib.types.submodule interface);
+          default = null;
+        };
+      })
+      {
+        peer = import "${clanCorePath}/modules/clan/export-modules/peer.nix";
+        networking = import "${clanCorePath}/modules/clan/export-modules/networking.nix";
+      };
+
+  services = lib.evalModules {
+    specialArgs = {
+      inherit clanLib;
+      _ctx = [
+        "clan"
+        "_services"
+        "allServices"
+      ];
+    };
+    modules = [
+      (import "${clanCorePath}/lib/inventory/distributed-service/all-services-wrapper.nix" {
+        inherit directory;
+        exports = { };
+        inherit exportInterfaces;
+        meta.name = "bench-clan";
+      })
+      {
+        allServices.wireguard.imports = [
+          (clanLib.resolveModule {
+            moduleSpec = {
+              input = null;
+            }
+            // firstInstance.module;
+            inherit flakeInputs clanCoreModules;
+          })
+        ]
+        ++ lib.mapAttrsToList (instanceName: instance: {
+          instances.${instanceName}.roles = instanceRoles instanceName instance;
+        }) clan.instances;
+      }
+    ];
+  };
+  service = services.config.allServices.wireguard;
+
+  stubPackage = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
+  # clan-core's generators name python3 besides what our module touches.
+  pkgs = import (harness + "/stub-pkgs.nix") // {
+    python3 = stubPackage "python3";
+  };
+
+  machineModule = machineName: {
+    options.clan.core.settings = {
+      directory = lib.mkOption { type = lib.types.path; };
+      machine.name = lib.mkOption { type = lib.types.str; };
+    };
+    options.clan.core.vars = lib.mkOption {
+      default = { };
+      type = lib.types.submodule {
+        imports = [
+          "${clanCorePath}/nixosModules/clanCore/vars/interface.nix"
+          {
+            inherit pkgs machineName;
+          }
+        ];
+      };
+    };
+    # NixOS declares it in networking/hosts.nix; clan-core's service writes it.
+    options.networking.extraHosts = lib.mkOption {
+      type = lib.types.lines;
+      default = "";
+    };
+    imports = [ "${clanCorePath}/nixosModules/clanCore/vars/public/in_repo.nix" ];
+    config = {
+      clan.core.settings = {
+        inherit directory;
+        machine.name = machineName;
+      };
+      clan.core.vars.settings.fileModule = file: {
+        path =
+          lib.mkIf file.config.secret "/run/secrets/vars/${file.config.rel_dir}/${file.config.name}";
+      };
+      networking.hostName = machineName;
+      _module.args.pkgs = pkgs;
+    };
+  };
+
+  ourPackage = {
+    networking.clan-wireguard.package = stubPackage "clan-wireguard";
+  };
+
+  machine =
+    machineName:
+    let
+      inherit
+        (lib.evalModules {
+          class = "nixos";
+          modules = [
+            (harness + "/nixos-options.nix")
+            (machineModule machineName)
+            service.result.final.${machineName}.nixosModule
+          ]
+          ++ lib.optional isOurs ourPackage;
+        })
+        config
+        ;
+    in
+    {
+      failedAssertions = map (assertion: assertion.message) (
+        lib.filter (assertion: !assertion.assertion) config.assertions
+      );
+      interfaces = config.networking.wireguard.interfaces;
+      inherit (config.networking) hosts extraHosts;
+      inherit (config.boot.kernel) sysctl;
+      inherit (config.networking.firewall) allowedUDPPorts;
+      services = config.systemd.services;
+    };
+
+  selected =
+    let
+      requested = builtins.fromJSON machines;
+    in
+    if requested == null then lib.attrNames service.result.allMachines else requested;
+in
+lib.genAttrs selected machine
