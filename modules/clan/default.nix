@@ -11,12 +11,37 @@
   clanLib,
   config,
   lib,
+  directory,
   ...
 }:
 let
   inherit (lib) mkOption types;
 
-  readVarsDir = (import ../planner).readVarsDir;
+  planner = import ../planner;
+  inherit (planner) readVarsDir;
+
+  # Every instance planned once, here, for all its members. Each machine's
+  # NixOS module receives its instance's result instead of planning the
+  # whole instance again in its own evaluation: with n members that was n
+  # times the work of reading, checking and composing every member.
+  planned = lib.mapAttrs (
+    instanceName: instance:
+    planner.planInstance {
+      name = instanceName;
+      instance.roles = lib.mapAttrs (
+        roleName: role:
+        {
+          machines = lib.mapAttrs (machineName: _: {
+            settings =
+              builtins.removeAttrs
+                config.instances.${instanceName}.roles.${roleName}.machines.${machineName}.finalSettings.config
+                [ "_module" ];
+          }) role.machines;
+        }
+      ) instance.roles;
+      publicValue = readVarsDir directory;
+    }
+  ) config.instances;
 
   port = types.ints.between 1 65535;
 
@@ -130,6 +155,9 @@ let
         machine = machine.name;
         roles = memberRoles roles;
         varsDirectory = directory;
+        # Set by one role only: a machine wrongly in both would otherwise
+        # define it twice, and the planner's message must win.
+        planned = lib.mkIf ownsNetworkGenerator planned.${instanceName};
         privateKeyFile = config.clan.core.vars.generators.${keysGenerator}.files.privatekey.path;
       };
     };

@@ -50,11 +50,14 @@ let
 
   planning = lib.mapAttrs (
     name: instance:
-    planner.planInstance {
-      inherit name;
-      instance.roles = plannerRoles instance.roles;
-      publicValue = publicValueOf instance;
-    }
+    if instance.planned != null then
+      instance.planned
+    else
+      planner.planInstance {
+        inherit name;
+        instance.roles = plannerRoles instance.roles;
+        publicValue = publicValueOf instance;
+      }
   ) cfg.instances;
 
   optionPath = name: option: "networking.clan-wireguard.instances.${name}.${option}";
@@ -314,6 +317,18 @@ let
               }
             );
           };
+        };
+
+        planned = mkOption {
+          type = types.nullOr types.raw;
+          default = null;
+          internal = true;
+          description = ''
+            The instance already planned (the result of the planner's
+            `planInstance`), set by the clan service, which plans each
+            instance once for all its members. When null, this module plans
+            the instance from `roles` and the public values itself.
+          '';
         };
 
         publicValues = mkOption {
