@@ -33,7 +33,6 @@ let
   lib = import "${libPath}/lib";
   clanLib = import "${clanCorePath}/lib" { inherit lib; };
   clan = builtins.fromJSON (builtins.readFile clanFile);
-  inventoryMachines = clan.machines or { };
   harness = ../tests/nix-harness;
 
   flake = import ../flake.nix;
@@ -50,78 +49,22 @@ let
   firstInstance = lib.head (lib.attrValues clan.instances);
   isOurs = (firstInstance.module.input or null) == "clan-wireguard";
 
-  instanceRoles =
-    instanceName: instance:
-    lib.mapAttrs (
-      roleName: role:
-      let
-        tags = role.tags or { };
-        members = clanLib.inventory.resolveTags {
-          members = {
-            machines = lib.attrNames (role.machines or { });
-            tags = lib.attrNames tags;
-          };
-          machines = inventoryMachines;
-          inherit instanceName roleName;
-        };
-      in
-      (builtins.removeAttrs role [ "tags" ])
-      // {
-        machines = lib.genAttrs members.machines (machineName: {
-          settings.imports = [
-            (role.machines.${machineName}.settings or { })
-          ]
-          ++ map (tag: tags.${tag}.settings or { }) (
-            lib.filter (tag: tags ? ${tag}) (inventoryMachines.${machineName}.tags or [ ])
-          );
-        });
+  services = import (harness + "/clan-service-instances.nix") {
+    inherit
+      lib
+      clanLib
+      clanCorePath
+      clan
+      directory
+      ;
+    serviceModule = clanLib.resolveModule {
+      moduleSpec = {
+        input = null;
       }
-    ) (instance.roles or { });
-
-  exportInterfaces =
-    lib.mapAttrs
-      (name: interface: {
-        options.${name} = lib.mkOption {
-          type = lib.types.nullOr (lib.types.submodule interface);
-          default = null;
-        };
-      })
-      {
-        peer = import "${clanCorePath}/modules/clan/export-modules/peer.nix";
-        networking = import "${clanCorePath}/modules/clan/export-modules/networking.nix";
-      };
-
-  services = lib.evalModules {
-    specialArgs = {
-      inherit clanLib;
-      _ctx = [
-        "clan"
-        "_services"
-        "allServices"
-      ];
+      // firstInstance.module;
+      inherit flakeInputs clanCoreModules;
     };
-    modules = [
-      (import "${clanCorePath}/lib/inventory/distributed-service/all-services-wrapper.nix" {
-        inherit directory;
-        exports = { };
-        inherit exportInterfaces;
-        meta.name = "bench-clan";
-      })
-      {
-        allServices.wireguard.imports = [
-          (clanLib.resolveModule {
-            moduleSpec = {
-              input = null;
-            }
-            // firstInstance.module;
-            inherit flakeInputs clanCoreModules;
-          })
-        ]
-        ++ lib.mapAttrsToList (instanceName: instance: {
-          instances.${instanceName}.roles = instanceRoles instanceName instance;
-        }) clan.instances;
-      }
-    ];
+    clanName = "bench-clan";
   };
   service = services.config.allServices.wireguard;
 

@@ -32,7 +32,6 @@ let
   lib = import "${libPath}/lib";
   clanLib = import "${clanCorePath}/lib" { inherit lib; };
   clan = builtins.fromJSON (builtins.readFile clanFile);
-  inventoryMachines = clan.machines or { };
 
   # This flake as an input of the clan, named as the README tells users.
   flake = import ../../flake.nix;
@@ -44,36 +43,6 @@ let
     };
   };
   flakeInputs.clan-wireguard = flakeOutputs;
-
-  # An inventory instance as clan-core hands it to the service: tags resolved
-  # into machines, a machine's settings plus those of its tags.
-  instanceRoles =
-    instanceName: instance:
-    lib.mapAttrs (
-      roleName: role:
-      let
-        tags = role.tags or { };
-        members = clanLib.inventory.resolveTags {
-          members = {
-            machines = lib.attrNames (role.machines or { });
-            tags = lib.attrNames tags;
-          };
-          machines = inventoryMachines;
-          inherit instanceName roleName;
-        };
-      in
-      (builtins.removeAttrs role [ "tags" ])
-      // {
-        machines = lib.genAttrs members.machines (machineName: {
-          settings.imports = [
-            (role.machines.${machineName}.settings or { })
-          ]
-          ++ map (tag: tags.${tag}.settings or { }) (
-            lib.filter (tag: tags ? ${tag}) (inventoryMachines.${machineName}.tags or [ ])
-          );
-        });
-      }
-    ) (instance.roles or { });
 
   resolvedModule =
     instance:
@@ -88,47 +57,16 @@ let
 
   firstInstance = lib.head (lib.attrValues clan.instances);
 
-  # clan's export interfaces, each wrapped into an option as clan does.
-  exportInterfaces =
-    lib.mapAttrs
-      (name: interface: {
-        options.${name} = lib.mkOption {
-          type = lib.types.nullOr (lib.types.submodule interface);
-          default = null;
-        };
-      })
-      {
-        peer = import "${clanCorePath}/modules/clan/export-modules/peer.nix";
-        networking = import "${clanCorePath}/modules/clan/export-modules/networking.nix";
-      };
-
-  # The service with every instance, inside clan-core's wrapper of all
-  # services (which checks exports against clan's export interfaces).
-  services = lib.evalModules {
-    specialArgs = {
-      inherit clanLib;
-      _ctx = [
-        "clan"
-        "_services"
-        "allServices"
-      ];
-    };
-    modules = [
-      (import "${clanCorePath}/lib/inventory/distributed-service/all-services-wrapper.nix" {
-        inherit directory;
-        exports = { };
-        inherit exportInterfaces;
-        meta.name = "test-clan";
-      })
-      {
-        allServices.wireguard.imports = [
-          (resolvedModule firstInstance)
-        ]
-        ++ lib.mapAttrsToList (instanceName: instance: {
-          instances.${instanceName}.roles = instanceRoles instanceName instance;
-        }) clan.instances;
-      }
-    ];
+  services = import ./clan-service-instances.nix {
+    inherit
+      lib
+      clanLib
+      clanCorePath
+      clan
+      directory
+      ;
+    serviceModule = resolvedModule firstInstance;
+    clanName = "test-clan";
   };
   service = services.config.allServices.wireguard;
 
