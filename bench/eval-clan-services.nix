@@ -79,38 +79,21 @@ let
   };
 
   machineModule = machineName: {
-    options.clan.core.settings = {
-      directory = lib.mkOption { type = lib.types.path; };
-      machine.name = lib.mkOption { type = lib.types.str; };
-    };
-    options.clan.core.vars = lib.mkOption {
-      default = { };
-      type = lib.types.submodule {
-        imports = [
-          "${clanCorePath}/nixosModules/clanCore/vars/interface.nix"
-          {
-            inherit pkgs machineName;
-          }
-        ];
-      };
-    };
+    imports = [
+      (import (harness + "/clan-machine-vars.nix") {
+        inherit
+          lib
+          clanCorePath
+          directory
+          pkgs
+          machineName
+          ;
+      })
+    ];
     # NixOS declares it in networking/hosts.nix; clan-core's service writes it.
     options.networking.extraHosts = lib.mkOption {
       type = lib.types.lines;
       default = "";
-    };
-    imports = [ "${clanCorePath}/nixosModules/clanCore/vars/public/in_repo.nix" ];
-    config = {
-      clan.core.settings = {
-        inherit directory;
-        machine.name = machineName;
-      };
-      clan.core.vars.settings.fileModule = file: {
-        path =
-          lib.mkIf file.config.secret "/run/secrets/vars/${file.config.rel_dir}/${file.config.name}";
-      };
-      networking.hostName = machineName;
-      _module.args.pkgs = pkgs;
     };
   };
 

@@ -72,48 +72,25 @@ let
 
   stubPkgs = import ./stub-pkgs.nix;
 
-  # clan-core's vars options for one machine, public values read from the
-  # clan directory as clan's in-repo store does.
-  varsModule =
-    machineName:
-    { config, ... }:
-    {
-      options.clan.core.settings = {
-        directory = lib.mkOption { type = lib.types.path; };
-        machine.name = lib.mkOption { type = lib.types.str; };
-      };
-      options.clan.core.vars = lib.mkOption {
-        default = { };
-        type = lib.types.submodule {
-          imports = [
-            "${clanCorePath}/nixosModules/clanCore/vars/interface.nix"
-            {
-              pkgs = stubPkgs;
-              inherit machineName;
-            }
-          ];
-        };
-      };
-      imports = [ "${clanCorePath}/nixosModules/clanCore/vars/public/in_repo.nix" ];
-      config = {
-        clan.core.settings = {
-          inherit directory;
-          machine.name = machineName;
-        };
-        clan.core.vars.settings.fileModule = file: {
-          path =
-            lib.mkIf file.config.secret "/run/secrets/vars/${file.config.rel_dir}/${file.config.name}";
-        };
-        networking.hostName = machineName;
-        networking.clan-wireguard.package = {
-          type = "derivation";
-          name = "clan-wireguard";
-          outPath = packagePath;
-        };
-        # What clan's machine evaluation adds besides the services.
-        _module.args.pkgs = stubPkgs;
-      };
+  # clan-core's vars options for one machine, and our package's stand-in.
+  varsModule = machineName: {
+    imports = [
+      (import ./clan-machine-vars.nix {
+        inherit
+          lib
+          clanCorePath
+          directory
+          machineName
+          ;
+        pkgs = stubPkgs;
+      })
+    ];
+    networking.clan-wireguard.package = {
+      type = "derivation";
+      name = "clan-wireguard";
+      outPath = packagePath;
     };
+  };
 
   machine =
     machineName:
