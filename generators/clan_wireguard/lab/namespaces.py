@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from clan_wireguard.errors import UserError
+from clan_wireguard.lab.processes import deferred_signals
 
 NETNS_DIR = Path("/run/netns")
 NETNS_PREFIX = "cwlab-"
@@ -77,7 +78,11 @@ def existing_lab_netns(lab: str) -> list[str]:
 
 def run_ip(arguments: Sequence[str], what: str, stdin: str | None = None) -> None:
     command = ["ip", *arguments]
-    result = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
+    # An interrupt waits until `ip` has finished: raised meanwhile, Python
+    # kills the child without waiting for it, and an `ip netns add` can
+    # still complete its mount after the cleanup has looked for leftovers.
+    with deferred_signals():
+        result = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise UserError(f"{what}: `{' '.join(command)}` failed: {result.stderr.strip()}")
 
