@@ -44,6 +44,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from installed_cli import clan_wireguard
+
 JSON = Any
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -138,14 +140,6 @@ def sources_from_environment() -> Sources | None:
     if not (sources.clan_core / "clanServices" / "wireguard" / "default.nix").is_file():
         sys.exit(f"CLAN_CORE_PATH={clan_core} holds no clanServices/wireguard/default.nix")
     return sources
-
-
-def clan_wireguard() -> list[str]:
-    beside = Path(sys.executable).parent / "clan-wireguard"
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("clan-wireguard")
-    return [found] if found else [sys.executable, "-m", "clan_wireguard"]
 
 
 def write_mesh(directory: Path, controllers: int, peers: int) -> Mesh:

@@ -39,6 +39,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from installed_cli import clan_wireguard
+
 GOAL_MILLISECONDS = 60.0
 GOAL_RATIO = 3.0
 ENTRY = (
@@ -85,15 +87,6 @@ class Setting:
     name: str
     interpreter: list[str]
     environment: dict[str, str]
-
-
-def clan_wireguard_script() -> list[str]:
-    """The console script of this interpreter's environment, as a user would run it."""
-    script = Path(sys.executable).parent / "clan-wireguard"
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("clan-wireguard")
-    return [found] if found else [sys.executable, "-m", "clan_wireguard"]
 
 
 def without_site_hooks() -> Setting:
@@ -207,7 +200,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-generators-") as scratch_name:
         scratch = Path(scratch_name)
         for setting, ours in (
-            (as_installed, clan_wireguard_script()),
+            (as_installed, clan_wireguard()),
             (bare, [*bare.interpreter, "-c", ENTRY]),
         ):
             report(setting, measure_setting(setting, ours, allocator, runs, scratch), runs)

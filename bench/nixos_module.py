@@ -14,26 +14,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from installed_cli import clan_wireguard
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 HARNESS = REPOSITORY / "tests" / "nix-harness" / "eval-nixos.nix"
 PEER_COUNTS = (10, 100, 1000)
 CONTROLLERS = ("ctrl1", "ctrl2", "ctrl3")
 RUNS = 3
-
-
-def clan_wireguard() -> list[str]:
-    beside = Path(sys.executable).parent / "clan-wireguard"
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("clan-wireguard")
-    return [found] if found else [sys.executable, "-m", "clan_wireguard"]
 
 
 def write_mesh(directory: Path, peers: int) -> dict[str, object]:
